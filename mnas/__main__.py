@@ -1,0 +1,5 @@
+import sys
+
+from mnas.cli import main
+
+sys.exit(main())
