@@ -1,0 +1,192 @@
+"""``predict(net) -> ms``: the only thing search and pruning see of a device.
+
+A prediction is the sum of the network's op latencies from the device's table,
+times the table's whole-network correction ``a * sum + b`` (fitted by
+:func:`mnas.latency.profiler.calibrate` from a few end-to-end measurements,
+stored in the table header; (1, 0) when the table has none).
+
+:meth:`Predictor.compile_space` builds a vectorised predictor for a search
+space: per position, an array of costs indexed by the options of the few
+choices that position depends on, so a batch of samples (an index matrix) is
+predicted with a handful of numpy gathers.
+"""
+
+from __future__ import annotations
+
+import itertools
+import random
+from pathlib import Path
+from typing import Iterable, Sequence
+
+import numpy as np
+
+from mnas.arch import Network
+from mnas.errors import MnasError
+from mnas.latency.keys import NUM_CLASSES, network_keys
+from mnas.latency.table import LatencyTable, load_table, resolve_table
+
+SHOW_MISSING = 5
+
+
+class Predictor:
+    """Latency in ms of any network whose ops are in ``table``."""
+
+    def __init__(self, table: LatencyTable, num_classes: int = NUM_CLASSES, source: str | None = None):
+        self.table = table
+        self.num_classes = num_classes
+        self.device: str = table.device
+        self.source = source or (str(table.path) if table.path else self.device)
+        self._ms = {k: e.ms for k, e in table.entries.items()}
+
+    def __repr__(self) -> str:
+        return f"Predictor(device={self.device!r}, ops={len(self.table)}, correction={self.table.correction})"
+
+    def missing(self, net: Network) -> list[str]:
+        """Op keys of ``net`` that the table lacks (distinct, in network order)."""
+        return list(dict.fromkeys(k for k in network_keys(net, self.num_classes) if k not in self._ms))
+
+    def _missing_error(self, keys: list[str], net: Network) -> MnasError:
+        shown = ", ".join(keys[:SHOW_MISSING])
+        more = f" (and {len(keys) - SHOW_MISSING} more)" if len(keys) > SHOW_MISSING else ""
+        engine = str(self.table.meta.get("engine", "onnxruntime")).split()[0]
+        arch = str(net).replace("'", "")
+        return MnasError(
+            f"latency table {self.source} lacks {len(keys)} op(s) of this network: {shown}{more}; measure them with "
+            f"`mnas latency profile --device {self.device} --engine {engine} --arch '{arch}'`"
+        )
+
+    def op_sum(self, net: Network) -> float:
+        """Sum of the op latencies (no correction); raises listing every missing key."""
+        total = 0.0
+        keys = network_keys(net, self.num_classes)
+        try:
+            for k in keys:
+                total += self._ms[k]
+        except KeyError:
+            raise self._missing_error(self.missing(net), net) from None
+        return total
+
+    def predict(self, net: Network) -> float:
+        a, b = self.table.correction
+        return a * self.op_sum(net) + b
+
+    def predict_many(self, nets: Iterable[Network]) -> np.ndarray:
+        a, b = self.table.correction
+        return a * np.array([self.op_sum(n) for n in nets], dtype=float) + b
+
+    def op_breakdown(self, net: Network) -> list[tuple[str, float]]:
+        """(key, ms) per op in order, missing ops raise."""
+        self.op_sum(net)
+        return [(k, self._ms[k]) for k in network_keys(net, self.num_classes)]
+
+    def compile_space(self, space, probes: int = 8, check: int = 200, seed: int = 0) -> "SpacePredictor":
+        return SpacePredictor(self, space, probes=probes, check=check, seed=seed)
+
+
+def get_predictor(device_or_path: str | Path, num_classes: int = NUM_CLASSES) -> Predictor:
+    """A shipped/user device name (``mnas latency list``), an mnas table file, or an OFA YAML table."""
+    path = resolve_table(device_or_path)
+    if path.suffix in (".yaml", ".yml"):
+        from mnas.latency.ofa import load_ofa_table
+
+        table = load_ofa_table(path)
+    else:
+        table = load_table(path)
+    return Predictor(table, num_classes=num_classes, source=str(device_or_path))
+
+
+# --------------------------------------------------------------------------- vectorised path
+
+class SpacePredictor:
+    """Predict many samples of one search space from an index matrix, with numpy only.
+
+    For every op position (``decode_layers`` position key, plus the head) it finds
+    the choices that change the position's key (by varying each choice from a few
+    random samples), tabulates the cost for every combination of those choices'
+    options, and sums ``cost[position][ravel(indices of its choices)]``.
+    A final check compares it with the plain per-network path on ``check`` random
+    samples and refuses to build if any differs.
+    """
+
+    MAX_CELLS = 1 << 20
+
+    def __init__(self, pred: Predictor, space, probes: int = 8, check: int = 200, seed: int = 0):
+        self.pred, self.space = pred, space
+        self.choices = list(space.choices())
+        self.names = [c.name for c in self.choices]
+        rng = random.Random(seed)
+        base = [space.sample(rng) for _ in range(probes)]
+        # which choices change each position's op key
+        deps: dict[str, set[int]] = {}
+        for s in base:
+            ref = self._position_keys(s)
+            for p in ref:
+                deps.setdefault(p, set())
+            for j, c in enumerate(self.choices):
+                for opt in c.options:
+                    if opt == s[c.name]:
+                        continue
+                    alt = self._position_keys({**s, c.name: opt})
+                    for p in set(ref) | set(alt):
+                        deps.setdefault(p, set())
+                        if ref.get(p) != alt.get(p):
+                            deps[p].add(j)
+        self.positions = sorted(deps)
+        self.deps = [sorted(deps[p]) for p in self.positions]
+        self.tables: list[np.ndarray] = []
+        sizes = [len(c.options) for c in self.choices]
+        for p, dj in zip(self.positions, self.deps):
+            shape = tuple(sizes[j] for j in dj)
+            if int(np.prod(shape, dtype=np.int64)) > self.MAX_CELLS:
+                raise MnasError(f"position {p} depends on too many choices ({len(dj)}) for a vectorised table")
+            arr = np.zeros(shape or (1,), dtype=np.float64)
+            for combo in itertools.product(*(range(n) for n in shape)):
+                s = dict(base[0])
+                for j, oi in zip(dj, combo):
+                    s[self.names[j]] = self.choices[j].options[oi]
+                key = self._position_keys(s).get(p)
+                if key is None:
+                    cost = 0.0
+                elif key in pred._ms:
+                    cost = pred._ms[key]
+                else:
+                    raise pred._missing_error([key], space.decode(s))
+                arr[combo if combo else 0] = cost
+            self.tables.append(arr.ravel())
+        self.strides = [np.array(np.cumprod([1] + [sizes[j] for j in reversed(dj)])[:-1][::-1], dtype=np.int64)
+                        for dj in self.deps]
+        # verify against the plain path
+        samples = [space.sample(rng) for _ in range(check)]
+        if samples:
+            fast = self.predict_indices(self.encode(samples))
+            slow = pred.predict_many(space.decode(s) for s in samples)
+            bad = np.abs(fast - slow) > 1e-9 * np.maximum(1.0, np.abs(slow))
+            if bad.any():
+                raise MnasError(f"vectorised latency disagrees with the per-network path on {int(bad.sum())} of "
+                                f"{len(samples)} samples (a position depends on choices the probe did not see)")
+
+    def _position_keys(self, sample: dict) -> dict[str, str]:
+        from mnas.latency.keys import head_keys, layer_key
+
+        out = {pos: layer_key(layer) for pos, layer in self.space.decode_layers(sample)}
+        net = self.space.decode(sample)
+        for i, k in enumerate(head_keys(net, self.pred.num_classes)):
+            out[f"head.{i}"] = k
+        return out
+
+    def encode(self, samples: Sequence[dict]) -> np.ndarray:
+        """Samples (dicts) -> index matrix (n_samples × n_choices) of option positions."""
+        lookup = [{o: i for i, o in enumerate(c.options)} for c in self.choices]
+        return np.array([[lookup[j][s[n]] for j, n in enumerate(self.names)] for s in samples], dtype=np.int64)
+
+    def predict_indices(self, idx: np.ndarray) -> np.ndarray:
+        """Latency (ms) for each row of an index matrix from :meth:`encode`."""
+        idx = np.asarray(idx, dtype=np.int64)
+        total = np.zeros(len(idx), dtype=np.float64)
+        for arr, dj, st in zip(self.tables, self.deps, self.strides):
+            if not dj:
+                total += arr[0]
+            else:
+                total += arr[idx[:, dj] @ st]
+        a, b = self.pred.table.correction
+        return a * total + b
