@@ -87,15 +87,24 @@ V3_SMALL = [
 
 
 def mobilenet_v3(rows, last_conv: int, hidden: int, width: float = 1.0, minimal: bool = False) -> Network:
-    """MobileNetV3 from its table; ``minimal``: no SE, ReLU everywhere, 3×3 kernels only."""
+    """MobileNetV3 from its table; ``minimal``: no SE, ReLU everywhere, 3×3 kernels only.
 
-    def ch(c: int) -> int:
+    Width variants follow the paper's own code (TF slim ``mobilenet_v3.py``): every
+    output width is ``make_divisible(c * width, 8)`` and each expansion keeps the
+    table's *ratio* to the block's actual (rounded) input, ``make_divisible(cin * e / c_in, 8)``.
+    This reproduces the paper's Table 9 multiply-adds (torchvision instead scales the
+    expansion width directly and differs from the paper for width != 1). The hidden
+    layer after pooling is only scaled up (slim's ``finegrain_classification_mode``).
+    """
+
+    def ch(c: float) -> int:
         return make_divisible(c * width, 8)
 
     act = (lambda a: RE) if minimal else (lambda a: a)
     blocks = []
+    base_in, cin = 16, ch(16)
     for k, e, c, se, a, s in rows:
-        exp = ch(e)
+        exp = cin if e == base_in else make_divisible(cin * e / base_in, 8)
         blocks.append(
             Bneck(
                 out=ch(c),
@@ -106,8 +115,7 @@ def mobilenet_v3(rows, last_conv: int, hidden: int, width: float = 1.0, minimal:
                 act=act(a),
             )
         )
-    # torchvision and slim: the last 1x1 conv is 6x the last bottleneck; the hidden FC
-    # after pooling is scaled only upwards (kept at 1280/1024 for width < 1).
+        base_in, cin = c, ch(c)
     return Network(
         stem=Conv(out=ch(16), kernel=3, stride=2, act=act(HS)),
         blocks=tuple(blocks),
