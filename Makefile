@@ -19,7 +19,7 @@ $(STAMP): pyproject.toml
 venv: $(STAMP)
 
 run: $(STAMP)
-	$(BIN)/mnas arch show mobilenet_v3_small
+	$(BIN)/mnas search --target-ms 15
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q

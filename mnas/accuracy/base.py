@@ -82,6 +82,13 @@ class ResultCache:
             except sqlite3.DatabaseError as e:
                 raise MnasError(f"cache {self.path} is not a readable SQLite file ({e}); delete it or pick another path") from None
 
+    def __getstate__(self) -> dict:  # picklable (e.g. sent to Ray workers): reconnect on arrival
+        return {"path": self.path, "mem": dict(self._mem)}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__init__(state["path"])
+        self._mem.update(state["mem"])
+
     def get(self, key: str) -> dict | None:
         with self._lock:
             if key in self._mem:
@@ -152,18 +159,23 @@ class Evaluator:
     def _evaluate(self, net: Network, sample: dict | None) -> dict:
         raise NotImplementedError
 
-    # -- the interface
-    def cache_key(self, net: Network, sample: dict | None = None) -> str:
-        return f"{self.name}:{config_digest(self.config())}:{net}"
-
-    def evaluate(self, net: Network | None, sample: dict | None = None) -> dict:
-        """Metrics of ``net`` (or of ``sample`` decoded by the space when ``net`` is None)."""
+    def _prepare(self, net: Network | None, sample: dict | None) -> Network:
+        """The network to evaluate: ``net``, or ``sample`` decoded by the space."""
         if net is None:
             if sample is None or self.space is None:
                 raise MnasError(f"{self.name} evaluator: give a network, or a sample together with a search space")
             net = self.space.decode(sample)
         if not isinstance(net, Network):
             raise MnasError(f"{self.name} evaluator: expected a Network, got {type(net).__name__}")
+        return net
+
+    # -- the interface
+    def cache_key(self, net: Network, sample: dict | None = None) -> str:
+        return f"{self.name}:{config_digest(self.config())}:{net}"
+
+    def evaluate(self, net: Network | None, sample: dict | None = None) -> dict:
+        """Metrics of ``net`` (or of ``sample`` decoded by the space when ``net`` is None)."""
+        net = self._prepare(net, sample)
         key = self.cache_key(net, sample)
         hit = self.cache.get(key)
         if hit is not None:
@@ -181,7 +193,10 @@ class Evaluator:
         result["cost_s"] = float(result["cost_s"])
         result["evaluator"] = self.name
         self.evaluations += 1
-        self.cache.put(key, result, evaluator=self.name, config=json.dumps(self.config(), sort_keys=True, default=str), arch=str(net))
+        if self.cache.path is not None:
+            self.cache.put(key, result, evaluator=self.name, config=json.dumps(self.config(), sort_keys=True, default=str), arch=str(net))
+        else:
+            self.cache.put(key, result)
         result["cached"] = False
         return result
 

@@ -17,6 +17,9 @@ from mnas.errors import MnasError
 COMMANDS: dict[str, str] = {
     "arch": "mnas.cli.arch",
     "export": "mnas.cli.export",
+    "search": "mnas.cli.search",
+    "eval": "mnas.cli.eval",
+    "latency": "mnas.cli.latency",
 }
 
 

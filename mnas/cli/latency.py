@@ -36,9 +36,15 @@ def register(sub) -> None:
     pr.add_argument("--classes", type=int, default=1000, help="classifier outputs (default 1000)")
     pr.add_argument("--threads", type=int, default=1, help="engine threads (default 1)")
     pr.add_argument("--budget", type=float, default=0.08, help="seconds of timed calls per op (default 0.08)")
+    pr.add_argument("--stat", choices=("min", "median"), default="min",
+                    help="statistic of the timed calls (default min: robust to other processes' load)")
+    pr.add_argument("--clock", choices=("cpu", "wall"), default="cpu",
+                    help="cpu: the thread's CPU time, not counting preemption (default); wall: wall clock")
     pr.add_argument("--calibrate", type=int, default=8, metavar="N",
                     help="whole networks measured end to end to fit the correction (default 8; 0 = skip)")
     pr.add_argument("--limit", type=int, default=None, help="stop after measuring this many ops (resume later)")
+    pr.add_argument("--remeasure", action="store_true",
+                    help="measure every op again and keep the smaller minimum (refine a table taken under load)")
     pr.add_argument("--out", default=None, help="table file (default latency_tables/DEVICE.csv)")
     add_json_flag(pr)
     pr.set_defaults(func=cmd_profile)
@@ -49,6 +55,8 @@ def register(sub) -> None:
     pv.add_argument("--space", default=None, help="search space to sample (default: the table's first space)")
     pv.add_argument("--engine", choices=("onnxruntime", "torch"), default=None, help="default: the table's engine")
     pv.add_argument("--seed", type=int, default=1, help="sampling seed (calibration uses seed 0)")
+    pv.add_argument("--rounds", type=int, default=8,
+                    help="interleaved measuring rounds per network (default 8, as calibration; raise it to resume with more)")
     pv.add_argument("--out", default=None, help="folder for the CSV and scatter PNG (default runs/latency_validate/DEVICE)")
     add_json_flag(pv)
     pv.set_defaults(func=cmd_validate)
@@ -79,9 +87,10 @@ def cmd_list(args) -> int:
         print("no latency tables found (measure one with `mnas latency profile`)")
         return 0
     w = max(len(r["device"]) for r in rows)
-    print(f"{'device':<{w}}  {'ops':>6}  {'engine':<22}  cpu / source")
+    we = max(len(str(r["engine"])) for r in rows)
+    print(f"{'device':<{w}}  {'ops':>6}  {'engine':<{we}}  cpu / source")
     for r in rows:
-        print(f"{r['device']:<{w}}  {r['ops']:>6}  {r['engine']:<22}  {r['cpu']}")
+        print(f"{r['device']:<{w}}  {r['ops']:>6}  {r['engine']:<{we}}  {r['cpu']}")
     return 0
 
 
@@ -140,23 +149,27 @@ def cmd_profile(args) -> int:
     from mnas.latency import profiler
 
     out = _default_out(args.device, args.out)
-    runner = profiler.Runner(args.engine, threads=args.threads, budget_s=args.budget)
+    runner = profiler.Runner(args.engine, threads=args.threads, budget_s=args.budget, stat=args.stat, clock=args.clock)
     table = profiler.open_table(out, args.device, runner)
     if args.space:
         from mnas.space import load_space
 
-        ops, cal_nets, cal_names, spaces = [], [], [], []
-        for spec in args.space:
-            sp = load_space(spec)
-            spaces.append(sp.name)
+        ops, cal_nets, cal_names = [], [], []
+        given = [load_space(spec) for spec in args.space]
+        for sp in given:
             ops += profiler.space_ops(sp, args.resolutions, args.classes)
-            rng = random.Random(0)
+        # calibrate on the given spaces and on those calibrated before, so all points are measured together
+        spaces = {sp.name: sp for sp in given}
+        cal_spaces = set(spaces) | {n.split(":")[0] for n in (table.meta.get("correction") or {}).get("networks", [])}
+        for name in cal_spaces - set(spaces):
+            spaces[name] = load_space(name)
+        for name in sorted(cal_spaces if args.calibrate else ()):
+            sp, rng = spaces[name], random.Random(0)
             for i in range(args.calibrate):
                 s = sp.sample(rng)
                 cal_nets.append(sp.decode(s))
                 cal_names.append(f"{sp.name}:{sp.encode_string(s)}")
-        table.meta.setdefault("spaces", [])
-        table.meta["spaces"] = sorted(set(table.meta["spaces"]) | set(spaces))
+        table.meta["spaces"] = sorted(set(table.meta.get("spaces", [])) | {sp.name for sp in given})
         table.save()
         ops = list({op.key: op for op in ops}.values())
     else:
@@ -165,9 +178,9 @@ def cmd_profile(args) -> int:
         step = max(1, len(nets) // max(1, args.calibrate)) if args.calibrate else 0
         cal_nets = nets[::step][: args.calibrate] if step else []
         cal_names = labels[::step][: args.calibrate] if step else []
-    todo = sum(op.key not in table for op in ops)
+    todo = len(ops) if args.remeasure else sum(op.key not in table for op in ops)
     sys.stderr.write(f"{out}: {len(ops)} distinct ops, {len(ops) - todo} already measured, {todo} to measure\n")
-    measured = profiler.profile_ops(ops, table, runner, limit=args.limit)
+    measured = profiler.profile_ops(ops, table, runner, limit=args.limit, remeasure=args.remeasure)
     complete = all(op.key in table for op in ops)
     corr = None
     if complete and cal_nets:
@@ -192,7 +205,7 @@ def cmd_validate(args) -> int:
     from mnas.latency.validate import render_report, validate
 
     res = validate(args.device, samples=args.samples, space=args.space, engine=args.engine, seed=args.seed,
-                   out=args.out)
+                   out=args.out, rounds=args.rounds)
     if args.json:
         print_json(res)
     else:

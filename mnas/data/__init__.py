@@ -197,6 +197,12 @@ def _cached(name: str, key: str, build) -> ArrayDataset:
 
 
 def _digits() -> ArrayDataset:
+    from importlib.metadata import version
+
+    return _cached("digits", f"sklearn-{version('scikit-learn')}", _decode_digits)
+
+
+def _decode_digits() -> ArrayDataset:
     from sklearn.datasets import load_digits
 
     d = load_digits()

@@ -9,11 +9,19 @@ as a tiny module with the one builder (:func:`mnas.model.build_block`,
   all graph optimisations on (BN folded into the conv, as in a full network).
 - ``torch``: eager, ``torch.set_num_threads(threads)``, ``torch.inference_mode``.
 
-Timing: warm-up, then each call is timed on its own (``perf_counter_ns``) for
-about ``budget_s`` seconds (at least ``min_reps`` calls); the entry is the median,
-less the engine's fixed call overhead (the median of calling a trivial model,
+Timing: warm-up, then each call is timed on its own for
+about ``budget_s`` seconds (at least ``min_reps`` calls); the entry is the
+minimum (default; ``stat="median"`` for the median), less the engine's fixed call overhead (the same statistic of calling a trivial model,
 recorded in the header as ``overhead_ms``); the spread is the repeats'
 inter-quartile range / 1.349 (a robust standard deviation).
+
+Clock and statistic: on a shared machine (here: 2 cores, load 4-7 from other
+users) wall-clock timings of a 15 ms network doubled with the others' load, even
+their minimum (a run that long is always preempted). So the default clock is the
+calling thread's CPU time (``time.thread_time_ns``; both engines run a
+one-thread model on the calling thread), which does not count time spent
+preempted, and the default statistic is the minimum. ``clock="wall"``,
+``stat="median"`` give the usual wall-clock median on a quiet device.
 
 Stable eager timings: glibc moves its mmap threshold as large tensors are freed,
 so the same op runs ~30 % faster or slower depending on what ran before. The
@@ -41,6 +49,8 @@ from mnas.latency.keys import HeadOp, head_ops, head_ops_at, layer_key
 from mnas.latency.table import Entry, LatencyTable, load_table
 
 ENGINES = ("onnxruntime", "torch")
+STATS = ("min", "median")
+CLOCKS = ("cpu", "wall")
 # Fixed glibc thresholds (32 MiB mmap: every activation of these nets stays on the heap; 1 GiB trim).
 MALLOC_ENV = {"MALLOC_MMAP_THRESHOLD_": "33554432", "MALLOC_TRIM_THRESHOLD_": "1073741824"}
 
@@ -69,8 +79,6 @@ def layer_op(layer: Layer) -> Op:
 
 def _head_op(net: Network, hop: HeadOp, num_classes: int) -> Op:
     def build():
-        import torch
-
         from mnas.model import Classifier, init_weights
 
         cls = Classifier(net, num_classes)
@@ -139,7 +147,13 @@ class Runner:
     """Times a module on one engine; ``time(module, shape)`` -> (median ms, spread ms, count)."""
 
     def __init__(self, engine: str, threads: int = 1, budget_s: float = 0.08, min_reps: int = 15,
-                 warmup_s: float = 0.01):
+                 warmup_s: float = 0.01, stat: str = "min", clock: str = "cpu"):
+        if stat not in STATS:
+            raise MnasError(f"unknown statistic {stat!r} (use {' or '.join(STATS)})")
+        if clock not in CLOCKS:
+            raise MnasError(f"unknown clock {clock!r} (use {' or '.join(CLOCKS)})")
+        self.stat, self.clock = stat, clock
+        self._now = time.thread_time_ns if clock == "cpu" else time.perf_counter_ns
         if engine not in ENGINES:
             raise MnasError(f"unknown engine {engine!r} (use {' or '.join(ENGINES)})")
         if threads < 1:
@@ -188,14 +202,14 @@ class Runner:
         times = []
         t_end = time.perf_counter() + budget_s
         while len(times) < min_reps or time.perf_counter() < t_end:
-            t0 = time.perf_counter_ns()
+            t0 = self._now()
             run()
-            times.append(time.perf_counter_ns() - t0)
+            times.append(self._now() - t0)
             if len(times) >= 20_000:
                 break
         a = np.asarray(times, dtype=float) / 1e6
         q1, med, q3 = np.percentile(a, [25, 50, 75])
-        return float(med), float((q3 - q1) / 1.349), len(a)
+        return float(a.min() if self.stat == "min" else med), float((q3 - q1) / 1.349), len(a)
 
     @property
     def overhead_ms(self) -> float:
@@ -216,6 +230,29 @@ class Runner:
 
         shape = (1, net.in_channels, net.resolution, net.resolution)
         return self._time(self._callable(build(net, num_classes), shape), budget_s, min_reps)[0]
+
+    def time_networks(self, nets: list[Network], num_classes: int = 1000, rounds: int = 3, budget_s: float = 0.15,
+                      progress: bool = True) -> np.ndarray:
+        """End-to-end latency (ms) of each network: the statistic over ``rounds`` interleaved passes.
+
+        Every network is built (and exported) once; each round times every network
+        for ``budget_s``, so a burst of load from other processes hits one round of
+        many networks instead of all rounds of one.
+        """
+        from tqdm import tqdm
+
+        from mnas.model import build
+
+        calls = [self._callable(build(n, num_classes), (1, n.in_channels, n.resolution, n.resolution))
+                 for n in tqdm(nets, desc="build", unit="net", file=sys.stderr, disable=not progress)]
+        per_round = np.zeros((rounds, len(nets)))
+        bar = tqdm(total=rounds * len(nets), desc="measure", unit="net", file=sys.stderr, disable=not progress)
+        for r in range(rounds):
+            for i, run in enumerate(calls):
+                per_round[r, i] = self._time(run, budget_s, 5)[0]
+                bar.update()
+        bar.close()
+        return per_round.min(0) if self.stat == "min" else np.median(per_round, 0)
 
     def describe(self) -> str:
         if self.engine == "onnxruntime":
@@ -241,12 +278,15 @@ def cpu_model() -> str:
 
 def new_meta(device: str, runner: Runner) -> dict:
     method = (f"isolated ops, {runner.engine} {'exported to ONNX (opset 17), ORT_ENABLE_ALL' if runner.engine == 'onnxruntime' else 'eager, inference_mode'}; "
-              f"warm-up {runner.warmup_s:g} s, median of >= {runner.min_reps} timed calls over ~{runner.budget_s:g} s, "
+              f"warm-up {runner.warmup_s:g} s, {runner.stat} of >= {runner.min_reps} calls timed by "
+              f"{'thread CPU time' if runner.clock == 'cpu' else 'wall clock'} over ~{runner.budget_s:g} s, "
               f"less the engine's call overhead (overhead_ms); spread = IQR/1.349; batch 1, float32")
     return {
         "device": device,
         "engine": runner.describe(),
         "threads": runner.threads,
+        "stat": runner.stat,
+        "clock": "thread CPU time" if runner.clock == "cpu" else "wall clock",
         "cpu": cpu_model(),
         "host": platform.node(),
         "date": datetime.datetime.now().isoformat(timespec="seconds"),
@@ -261,7 +301,8 @@ def open_table(path: Path, device: str, runner: Runner) -> LatencyTable:
     """Load an existing table to resume (same engine and threads), or start a new file."""
     if path.is_file():
         table = load_table(path)
-        for k, v in (("engine", runner.describe()), ("threads", runner.threads)):
+        clock = "thread CPU time" if runner.clock == "cpu" else "wall clock"
+        for k, v in (("engine", runner.describe()), ("threads", runner.threads), ("stat", runner.stat), ("clock", clock)):
             if table.meta.get(k) != v:
                 raise MnasError(f"{path} was measured with {k} {table.meta.get(k)!r}, not {v!r}: "
                                 f"give another --out (or --device) to start a new table")
@@ -272,20 +313,28 @@ def open_table(path: Path, device: str, runner: Runner) -> LatencyTable:
 
 
 def profile_ops(ops: list[Op], table: LatencyTable, runner: Runner, limit: int | None = None,
-                progress: bool = True, on_measured: Callable[[str, Entry], None] | None = None) -> int:
+                progress: bool = True, on_measured: Callable[[str, Entry], None] | None = None,
+                remeasure: bool = False) -> int:
     """Measure the ops not yet in ``table``, appending each as it finishes; returns how many were measured.
 
     ``limit`` stops after that many (a controlled "kill" for tests and short sessions).
+    ``remeasure`` measures every op again (another pass at another time); with the
+    ``min`` statistic the entry keeps the smaller of the two minima, so passes at
+    quieter moments refine a table measured on a busy machine. The line appended
+    last for a key wins when the file is read.
     """
     from tqdm import tqdm
 
-    todo = [op for op in ops if op.key not in table]
+    todo = [op for op in ops if remeasure or op.key not in table]
     if limit is not None:
         todo = todo[:limit]
     bar = tqdm(todo, desc=f"profile {table.device}", unit="op", file=sys.stderr, disable=not progress,
                dynamic_ncols=True)
     for op in bar:
         entry = runner.time_op(op)
+        old = table.entries.get(op.key)
+        if old is not None and runner.stat == "min":  # another pass: keep the smaller minimum
+            entry = Entry(min(old.ms, entry.ms), min(old.spread, entry.spread), old.count + entry.count)
         table.append(op.key, entry)
         if on_measured:
             on_measured(op.key, entry)
@@ -293,22 +342,24 @@ def profile_ops(ops: list[Op], table: LatencyTable, runner: Runner, limit: int |
 
 
 def calibrate(table: LatencyTable, nets: list[Network], runner: Runner, names: list[str] | None = None,
-              progress: bool = True, num_classes: int = 1000) -> dict:
+              progress: bool = True, num_classes: int = 1000, rounds: int = 8) -> dict:
     """Measure ``nets`` end to end and fit ``latency = a * sum(ops) + b`` (header ``correction``).
 
-    Points from earlier calibrations of the same table (header ``networks``/``points_ms``,
-    as [op sum, measured] ms) are kept and refitted together; a name measured again is replaced.
+    Each network is measured as :func:`mnas.latency.validate.validate` measures:
+    the statistic over ``rounds`` interleaved passes. Points from earlier
+    calibrations of the same table (header ``networks``/``points_ms``, as [op sum,
+    measured] ms) are kept and refitted together; a name measured again is replaced.
     """
-    from tqdm import tqdm
-
     from mnas.latency.predictor import Predictor
 
     pred = Predictor(table, num_classes=num_classes)
     names = names or [str(n) for n in nets]
     prev = table.meta.get("correction") or {}
     points = dict(zip(prev.get("networks", []), prev.get("points_ms", [])))  # earlier runs' networks are kept
-    for name, net in tqdm(list(zip(names, nets)), desc="calibrate", unit="net", file=sys.stderr, disable=not progress):
-        points[name] = [round(pred.op_sum(net), 4), round(runner.time_network(net, num_classes), 4)]
+    sums = [pred.op_sum(net) for net in nets]  # a missing op fails here, before any measuring
+    measured = runner.time_networks(nets, num_classes, rounds=rounds, progress=progress)
+    for name, s_ms, m_ms in zip(names, sums, measured):
+        points[name] = [round(float(s_ms), 4), round(float(m_ms), 4)]
     s, m = (np.array([p[i] for p in points.values()], dtype=float) for i in (0, 1))
     if len(s) >= 2 and np.ptp(s) > 0:
         a, b = np.polyfit(s, m, 1)
@@ -316,7 +367,7 @@ def calibrate(table: LatencyTable, nets: list[Network], runner: Runner, names: l
         a, b = float(m.sum() / s.sum()), 0.0
     fit = a * s + b
     corr = {
-        "a": round(float(a), 6), "b": round(float(b), 6), "n": int(len(s)),
+        "a": round(float(a), 6), "b": round(float(b), 6), "n": int(len(s)), "rounds": rounds,
         "mape_raw_sum": round(float(np.mean(np.abs(s - m) / m) * 100), 3),
         "mape_fit": round(float(np.mean(np.abs(fit - m) / m) * 100), 3),
         "networks": list(points), "points_ms": list(points.values()),

@@ -21,6 +21,7 @@ by replaying the stored trials, so nothing is kept outside the study's storage.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import random
 from typing import Any
@@ -34,6 +35,19 @@ from torch import nn
 
 from mnas.errors import MnasError
 from mnas.search.strategies.base import check_categorical
+
+
+@contextlib.contextmanager
+def _one_thread():
+    """The policy is tiny: intra-op threads only add overhead (and contend with the evaluator)."""
+    n = torch.get_num_threads()
+    if n != 1:
+        torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        if n != 1:
+            torch.set_num_threads(n)
 
 
 class Policy(nn.Module):
@@ -166,8 +180,9 @@ class ControllerSampler(BaseSampler):
     def sample_relative(self, study, trial, search_space: dict) -> dict[str, Any]:
         if not search_space:
             return {}
-        self._collect(study)
-        with torch.no_grad():
+        with _one_thread():
+            self._collect(study)
+        with _one_thread(), torch.no_grad():
             actions, _, _ = self.policy(batch=1, generator=self._gen)
         return {k: self._space[k].choices[int(a)] for k, a in zip(self._names, actions[0]) if k in search_space}
 
@@ -180,12 +195,12 @@ def make(
     *,
     seed: int | None = None,
     multi_objective: bool = False,
-    batch_size: int = 10,
+    batch_size: int = 20,
     hidden: int = 64,
-    lr: float = 0.01,
+    lr: float = 0.003,
     clip: float = 0.2,
     epochs: int = 4,
-    entropy: float = 0.001,
+    entropy: float = 0.01,
     baseline_decay: float = 0.9,
 ):
     """MnasNet's controller trained with PPO; ``batch_size`` finished trials per policy update."""

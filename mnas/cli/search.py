@@ -1,0 +1,138 @@
+"""`mnas search`: platform-aware architecture search (plots of its runs: `mnas plot pareto|search`, mnas/cli/plot.py).
+
+    mnas search --target-ms 15                       # V3-Small-like space, pixel1, predictor, v3-small reward
+    mnas search --resume runs/20250101-120000        # continue a killed run
+    mnas search --config runs/X/config.yaml          # re-run a saved configuration
+"""
+
+from __future__ import annotations
+
+from mnas.cli.common import add_json_flag, print_json
+from mnas.errors import MnasError
+
+# flag dest -> SearchConfig field (flags left at None do not override the config file)
+_FIELDS = ("target_ms", "space", "layerwise", "device", "evaluator", "dataset", "data_dir", "strategy", "trials",
+           "reward", "alpha", "beta", "seed", "out", "storage", "backend", "address", "gpus_per_trial", "top")
+_RESUME_OK = {"trials", "backend", "address", "gpus_per_trial", "top"}
+
+
+def register(sub) -> None:
+    p = sub.add_parser(
+        "search",
+        help="platform-aware architecture search (MnasNet reward, RL/evolution/TPE/NSGA-II/random)",
+        description="Search a space for the best network under a latency target; every trial is stored "
+        "(resumable), results go to a run folder.",
+    )
+    p.add_argument("--target-ms", type=float, default=None, help="latency target in ms on --device")
+    p.add_argument("--space", default=None, help="search space name or file (default v3_small)")
+    p.add_argument("--layerwise", action="store_true", default=None, help="per-layer choices instead of per-stage")
+    p.add_argument("--device", default=None, help="latency table: device name or file (default pixel1)")
+    p.add_argument("--evaluator", default=None, choices=["train", "supernet", "predictor", "table"],
+                   help="accuracy signal (default predictor)")
+    p.add_argument("--evaluator-option", action="append", default=[], metavar="KEY=VALUE",
+                   help="evaluator option (repeatable), e.g. epochs=3")
+    p.add_argument("--dataset", default=None, help="dataset for the train/supernet evaluators")
+    p.add_argument("--data-dir", default=None, help="where the dataset lives")
+    p.add_argument("--strategy", default=None, help="rl, evolution, tpe, nsga2 or random (default evolution; tpe with --reward pareto)")
+    p.add_argument("--strategy-option", action="append", default=[], metavar="KEY=VALUE",
+                   help="strategy option (repeatable), e.g. population_size=50")
+    p.add_argument("--trials", type=int, default=None, help="number of completed trials to reach (default 300)")
+    p.add_argument("--reward", default=None, help="soft, hard, v3-small, pareto or custom (default v3-small)")
+    p.add_argument("--alpha", type=float, default=None, help="reward exponent at or below the target (custom)")
+    p.add_argument("--beta", type=float, default=None, help="reward exponent above the target (custom)")
+    p.add_argument("--seed", type=int, default=None, help="strategy seed (default 0)")
+    p.add_argument("--out", default=None, help="run folder (default runs/<timestamp>)")
+    p.add_argument("--resume", default=None, metavar="RUN", help="continue the search in run folder RUN")
+    p.add_argument("--config", default=None, metavar="FILE", help="settings from a config.yaml; flags override")
+    p.add_argument("--storage", default=None, metavar="URL",
+                   help="Optuna RDB URL (postgresql://…, mysql://…); default: trials.db in the run folder")
+    p.add_argument("--backend", default=None, choices=["local", "ray"], help="run trials here or through Ray Tune")
+    p.add_argument("--address", default=None, metavar="HOST:PORT", help="Ray cluster address (with --backend ray)")
+    p.add_argument("--gpus-per-trial", type=float, default=None, help="GPUs per Ray trial (default 0)")
+    p.add_argument("--top", type=int, default=None, help="how many top architectures to print and save (default 5)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_json_flag(p)
+    p.set_defaults(func=cmd_search)
+
+
+def _options(pairs: list[str], flag: str) -> dict:
+    import yaml
+
+    out = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise MnasError(f"{flag} {pair!r}: expected KEY=VALUE")
+        out[key.replace("-", "_")] = yaml.safe_load(value)
+    return out
+
+
+def config_from_args(args):
+    """The :class:`SearchConfig` for these flags (on top of --config / the resumed run's config)."""
+    from pathlib import Path
+
+    from mnas.search.config import SearchConfig
+    from mnas.search.runner import CONFIG_FILE
+
+    given = {f: getattr(args, f) for f in _FIELDS if getattr(args, f, None) is not None}
+    evo, sto = _options(args.evaluator_option, "--evaluator-option"), _options(args.strategy_option, "--strategy-option")
+    if args.resume:
+        if args.config:
+            raise MnasError("give --resume RUN or --config FILE, not both (a run folder holds its config)")
+        changed = sorted(set(given) - _RESUME_OK - {"out"}) + (["evaluator_option"] if evo else []) + (
+            ["strategy_option"] if sto else [])
+        if changed:
+            raise MnasError(f"--resume keeps the run's settings; cannot change {', '.join(changed)} "
+                            f"(only {', '.join(sorted(_RESUME_OK))})")
+        base = SearchConfig.load(Path(args.resume) / CONFIG_FILE).to_dict()
+        base["out"] = args.resume
+    elif args.config:
+        base = SearchConfig.load(args.config).to_dict()
+        base["out"] = None  # a re-run writes a new run folder unless --out says otherwise
+    else:
+        base = {}
+    base.update(given)
+    if evo:
+        base["evaluator_options"] = {**base.get("evaluator_options", {}), **evo}
+    if sto:
+        base["strategy_options"] = {**base.get("strategy_options", {}), **sto}
+    cfg = SearchConfig.from_dict(base, where="search settings")
+    if cfg.target_ms is None and cfg.reward != "pareto":
+        raise MnasError(f"reward {cfg.reward!r} needs a latency target: add --target-ms MS (e.g. --target-ms 15) "
+                        "or use --reward pareto")
+    return cfg
+
+
+def cmd_search(args) -> int:
+    from mnas.search.runner import run_search
+
+    cfg = config_from_args(args)
+    res = run_search(cfg, resume=bool(args.resume), progress=not args.no_progress and not args.json)
+    summary = {
+        "run_dir": str(res.run_dir),
+        "completed": res.completed,
+        "fastest_ms": res.fastest_ms,
+        "wall_s": round(res.wall_s, 2),
+        "target_ms": cfg.target_ms,
+        "device": cfg.device,
+        "space": cfg.space,
+        "strategy": cfg.strategy,
+        "reward": cfg.reward,
+        "top": res.top,
+    }
+    if args.json:
+        print_json(summary)
+        return 0
+    print(f"{res.completed} trials ({cfg.strategy}, {cfg.space}, {cfg.evaluator} accuracy, latency on {cfg.device}"
+          f"{'' if cfg.target_ms is None else f', target {cfg.target_ms:g} ms'}) in {res.wall_s:.1f} s")
+    if res.fastest_ms is not None:
+        print(f"fastest network the space allows: {res.fastest_ms:.2f} ms")
+    print()
+    print(f"{'#':>2}  {'latency':>9}  {'acc':>6}  {'madds':>8}  {'params':>9}  {'reward':>8}  architecture")
+    for t in res.top:
+        print(f"{t['rank']:>2}  {t['latency_ms']:>7.2f}ms  {t['accuracy']:>6.2f}  {t['madds'] / 1e6:>7.1f}M  "
+              f"{t['params'] / 1e6:>8.2f}M  {t['reward']:>8.3f}  {t['arch']}")
+    print()
+    print(f"run folder: {res.run_dir}  (config.yaml, trials.csv/.parquet, trials.db, top/*.yaml, pareto.png)")
+    return 0
+

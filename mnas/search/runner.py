@@ -1,0 +1,451 @@
+"""Run a search: every trial in an Optuna RDB storage, resumable, exported as tables.
+
+One trial = one architecture: the strategy (an Optuna sampler) picks every
+choice of the space (parameter names = the space's choice names), the space
+decodes the sample into a :class:`~mnas.arch.Network`, the latency predictor
+and the accuracy evaluator measure it, and the reward scores it. Each trial
+records every choice plus ``accuracy``, ``latency_ms``, ``madds``, ``params``,
+``reward`` and the text form ``arch``.
+
+Storage is an SQLite file ``trials.db`` in the run folder (or any RDB URL:
+``postgresql://…``, ``mysql://…`` for many workers) with a heartbeat: a trial
+whose process dies stops beating, is marked failed after ``grace_period``
+seconds and re-queued with the same choices (``RetryFailedTrialCallback``).
+``resume`` reopens the study and runs until ``trials`` trials are complete, so
+no completed trial is lost or repeated.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import itertools
+import math
+import random
+import sys
+import time
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from mnas.errors import MnasError
+from mnas.search.config import SearchConfig
+from mnas.search.reward import Reward, get_reward
+from mnas.search.strategies import get_strategy
+from mnas.search.strategies.base import distributions, sample_from_params
+
+CONFIG_FILE = "config.yaml"
+DB_FILE = "trials.db"
+METRICS = "metrics"  # the user attribute holding a trial's measured row
+ENUMERATE_LIMIT = 1_000
+
+
+# ---------------------------------------------------------------------- components
+
+
+@dataclass
+class Components:
+    """What a search measures with: space, latency predictor, accuracy evaluator, reward."""
+
+    space: Any
+    predictor: Any
+    evaluator: Any
+    reward: Reward
+
+
+def build_components(config: SearchConfig, run_dir: Path | None = None, *, space=None, predictor=None,
+                     evaluator=None, before_evaluator=None) -> Components:
+    """The space, predictor and evaluator named by ``config`` (any given object is used as is).
+
+    ``before_evaluator(space, predictor, reward)`` runs before the evaluator is created
+    (which may load models or write a cache file): the place for up-front checks.
+    """
+    if space is None:
+        from mnas.space import load_space
+
+        space = load_space(config.space, mode="layer" if config.layerwise else None)
+    if predictor is None:
+        from mnas.latency import get_predictor
+
+        predictor = get_predictor(config.device)
+    reward = get_reward(config.reward, config.target_ms, config.alpha, config.beta)
+    if before_evaluator is not None:
+        before_evaluator(space, predictor, reward)
+    if evaluator is None:
+        from mnas.accuracy import evaluator_options, get_evaluator
+
+        options = dict(config.evaluator_options)
+        allowed = evaluator_options(config.evaluator)
+        for key in ("dataset", "data_dir"):
+            value = getattr(config, key)
+            if value is not None:
+                if key not in allowed:
+                    raise MnasError(f"--{key.replace('_', '-')} does not apply to the {config.evaluator} evaluator")
+                options[key] = value
+        if run_dir is not None and "cache" in allowed and "cache" not in options:
+            options["cache"] = str(run_dir / "eval_cache.db")  # a killed run finds its evaluations again
+        evaluator = get_evaluator(config.evaluator, space=space, **options)
+    return Components(space, predictor, evaluator, reward)
+
+
+def measure(comp: Components, sample: dict) -> dict[str, Any]:
+    """Decode ``sample`` and measure it: the row a trial records (without its choices)."""
+    from mnas.counting import count
+
+    net = comp.space.decode(sample)
+    latency = float(comp.predictor.predict(net))
+    result = comp.evaluator.evaluate(net, sample)
+    acc = float(result["top1"])
+    c = count(net)
+    row = {
+        "accuracy": acc,
+        "latency_ms": latency,
+        "madds": int(c.madds),
+        "params": int(c.params),
+        "reward": comp.reward(acc, latency),
+        "loss": float(result.get("loss", math.nan)),
+        "eval_cost_s": float(result.get("cost_s", 0.0)),
+        "arch": str(net),
+    }
+    encode = getattr(comp.space, "encode_string", None)
+    if encode is not None:
+        row["code"] = encode(sample)
+    return row
+
+
+# ---------------------------------------------------------------------- the fastest network
+
+
+def min_latency(space, predictor, *, sweeps: int = 4, starts: int = 4, seed: int = 0) -> tuple[float, dict]:
+    """The lowest predicted latency in ``space`` and a sample reaching it.
+
+    Spaces up to 1,000 networks are enumerated (exact). Larger ones: coordinate
+    descent (each choice in walk order set to its fastest option given the
+    others, repeated until nothing changes) from the first-option sample, the
+    last-option sample and random samples; exact when each choice's effect on
+    latency does not depend on the others' direction, as for kernel, expansion,
+    SE, activation, depth and width.
+    """
+    choices = space.choices()
+    size = math.prod(len(c.options) for c in choices)
+    if size <= ENUMERATE_LIMIT:
+        samples = [dict(zip([c.name for c in choices], combo)) for combo in itertools.product(*(c.options for c in choices))]
+        lat = predictor.predict_many([space.decode(s) for s in samples])
+        i = int(min(range(len(samples)), key=lambda j: lat[j]))
+        return float(lat[i]), samples[i]
+    rng = random.Random(seed)
+    inits = [{c.name: c.options[0] for c in choices}, {c.name: c.options[-1] for c in choices}]
+    inits += [{c.name: rng.choice(c.options) for c in choices} for _ in range(max(0, starts - 2))]
+    best: tuple[float, dict] | None = None
+    for s in inits:
+        cur = predictor.predict(space.decode(s))
+        for _ in range(sweeps):
+            changed = False
+            for c in choices:
+                for o in c.options:
+                    if o == s[c.name]:
+                        continue
+                    cand = {**s, c.name: o}
+                    lat = predictor.predict(space.decode(cand))
+                    if lat < cur - 1e-12:
+                        s, cur, changed = cand, lat, True
+            if not changed:
+                break
+        if best is None or cur < best[0]:
+            best = (float(cur), s)
+    assert best is not None
+    return best
+
+
+def check_target(space, predictor, config: SearchConfig) -> float | None:
+    """Raise :class:`MnasError` up front when the target is below the fastest network of the space."""
+    if config.target_ms is None:
+        return None
+    fastest, sample = min_latency(space, predictor)
+    if config.target_ms < fastest:
+        name = getattr(space, "name", config.space)
+        raise MnasError(
+            f"target {config.target_ms:g} ms is impossible: the fastest network of space {name!r} takes "
+            f"{fastest:.2f} ms on {config.device} (choose --target-ms >= {math.ceil(fastest * 100) / 100:g} "
+            f"or a smaller space)"
+        )
+    return fastest
+
+
+# ---------------------------------------------------------------------- storage and study
+
+
+def storage_url(config: SearchConfig, run_dir: Path) -> str:
+    return config.storage or f"sqlite:///{(run_dir / DB_FILE).resolve()}"
+
+
+def open_storage(config: SearchConfig, run_dir: Path, heartbeat: bool = True):
+    import optuna
+
+    url = storage_url(config, run_dir)
+    kwargs: dict[str, Any] = {}
+    if heartbeat:
+        kwargs = dict(heartbeat_interval=config.heartbeat_interval, grace_period=config.grace_period)
+        retry = getattr(optuna.storages, "RetryHeartbeatStaleTrialCallback", None)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            if retry is not None:  # optuna >= 4.9 renamed RetryFailedTrialCallback
+                kwargs["heartbeat_stale_trial_callback"] = retry(max_retry=config.max_retry)
+            else:  # pragma: no cover - older optuna
+                kwargs["failed_trial_callback"] = optuna.storages.RetryFailedTrialCallback(max_retry=config.max_retry)
+    sqlite = url.startswith("sqlite")
+    if sqlite:
+        _sqlite_wal(url)
+    engine = {"connect_args": {"timeout": 60}} if sqlite else None
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            storage = optuna.storages.RDBStorage(url, engine_kwargs=engine, **kwargs)
+    except Exception as e:  # bad URL, missing driver, unreachable server
+        raise MnasError(f"cannot open trial storage {url!r}: {str(e).splitlines()[0]}") from None
+    if sqlite:
+        from sqlalchemy import event
+
+        # WAL + synchronous=NORMAL: a commit survives the process being killed (only a power
+        # cut can lose the last commits) and costs no fsync per write.
+        event.listen(storage.engine, "connect", lambda conn, _: conn.execute("PRAGMA synchronous=NORMAL"))
+        storage.engine.dispose()
+    return storage
+
+
+def _sqlite_wal(url: str) -> None:
+    """Switch the SQLite file to write-ahead logging (persistent in the file)."""
+    import sqlite3
+
+    path = url.split("sqlite:///", 1)[-1]
+    if path and path != ":memory:":
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        con = sqlite3.connect(path, timeout=60)
+        con.execute("PRAGMA journal_mode=WAL")
+        con.close()
+
+
+def make_sampler(config: SearchConfig, comp: Components, existing: int = 0):
+    """The strategy's sampler; a resumed study (``existing`` trials) gets a seed derived from both.
+
+    Without the offset, a resumed random or evolution sampler would replay the
+    first process's random draws and evaluate the same architectures again.
+    """
+    dists = distributions(comp.space.choices())
+    seed = config.seed if not existing else (config.seed * 1_000_003 + existing) % 2**31
+    return get_strategy(config.strategy, dists, seed=seed, multi_objective=comp.reward.multi_objective,
+                        options=config.strategy_options)
+
+
+def trials_table(study, space) -> "pandas.DataFrame":  # noqa: F821
+    """One row per trial: number, state, every choice (by its stable name), the measured columns."""
+    import pandas as pd
+
+    names = [c.name for c in space.choices()]
+    rows = []
+    for t in study.get_trials(deepcopy=False):
+        row: dict[str, Any] = {"number": t.number, "state": t.state.name}
+        row.update({n: t.params.get(n) for n in names})
+        metrics = t.user_attrs.get(METRICS, {})
+        for k in ("accuracy", "latency_ms", "madds", "params", "reward", "loss", "eval_cost_s", "code", "arch"):
+            row[k] = metrics.get(k)
+        row["retry_of"] = t.system_attrs.get("failed_trial")
+        row["datetime_start"] = t.datetime_start
+        row["duration_s"] = t.duration.total_seconds() if t.duration is not None else None
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def _wait_for_stale(study, storage, config: SearchConfig, log) -> None:
+    """Fail (and re-queue) trials left RUNNING by a dead process once their heartbeat is stale."""
+    import optuna
+    from optuna.trial import TrialState
+
+    warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+    optuna.storages.fail_stale_trials(study)
+    running = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+    if not running:
+        return
+    deadline = time.time() + config.grace_period + config.heartbeat_interval
+    log(f"{len(running)} trial(s) were running when the last process stopped; waiting up to "
+        f"{config.grace_period + config.heartbeat_interval} s for their heartbeat to go stale to retry them")
+    while running and time.time() < deadline:
+        time.sleep(1.0)
+        optuna.storages.fail_stale_trials(study)
+        running = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+
+
+# ---------------------------------------------------------------------- the search
+
+
+@dataclass
+class SearchResult:
+    run_dir: Path
+    table: Any  # pandas.DataFrame of all trials
+    top: list[dict]
+    fastest_ms: float | None
+    completed: int
+    wall_s: float
+
+
+def new_run_dir(config: SearchConfig) -> Path:
+    if config.out:
+        return Path(config.out)
+    stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+    return Path("runs") / stamp
+
+
+def run_search(config: SearchConfig, *, resume: bool = False, progress: bool = True, space=None,
+               predictor=None, evaluator=None, plot: bool = True, log=None) -> SearchResult:
+    """Run (or, with ``resume``, continue) the search ``config`` describes; see the module docstring.
+
+    ``space``, ``predictor`` and ``evaluator`` override the ones the config names
+    (tests pass fast stand-ins).
+    """
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    log = log or (lambda msg: print(msg, file=sys.stderr))
+    t0 = time.time()
+    run_dir = new_run_dir(config)
+    if resume:
+        if not (run_dir / CONFIG_FILE).is_file():
+            raise MnasError(f"{run_dir}: not a search run folder (no {CONFIG_FILE}); give the folder `mnas search` wrote")
+    else:
+        if (run_dir / DB_FILE).exists() or (run_dir / CONFIG_FILE).exists():
+            raise MnasError(f"{run_dir} already holds a search: continue it with `mnas search --resume {run_dir}` "
+                            "or choose another --out")
+    fastest: list[float | None] = [None]
+
+    def check(sp, pred, reward) -> None:
+        if not resume:
+            fastest[0] = check_target(sp, pred, config)
+
+    comp = build_components(config, run_dir, space=space, predictor=predictor, evaluator=evaluator,
+                            before_evaluator=check)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    config.out = str(run_dir)
+    config.save(run_dir / CONFIG_FILE)
+
+    if config.backend == "ray":
+        from mnas.search.ray_backend import run_ray
+
+        study = run_ray(config, comp, run_dir, space=space, predictor=predictor, evaluator=evaluator,
+                        progress=progress, log=log)
+    else:
+        study = _run_local(config, comp, run_dir, resume, progress, log)
+    return finish(config, comp, study, run_dir, fastest[0], t0, plot=plot)
+
+
+def _objective(comp: Components, choices: list, dists: dict):
+    def objective(trial):
+        for name, d in dists.items():
+            trial.suggest_categorical(name, d.choices)
+        sample = sample_from_params(choices, trial.params)
+        row = measure(comp, sample)
+        trial.set_user_attr(METRICS, row)  # one write: every set_user_attr is a database commit
+        return comp.reward.objectives(row["accuracy"], row["latency_ms"])
+
+    return objective
+
+
+def best_so_far(study, multi: bool) -> dict | None:
+    from optuna.trial import TrialState
+
+    done = [t.user_attrs[METRICS] for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+            if METRICS in t.user_attrs]
+    if not done:
+        return None
+    return max(done, key=lambda m: m["accuracy"] if multi else m["reward"])
+
+
+def _run_local(config, comp, run_dir, resume, progress, log):
+    import optuna
+    from optuna.trial import TrialState
+    from tqdm import tqdm
+
+    storage = open_storage(config, run_dir)
+    directions = comp.reward.directions
+    try:
+        study = optuna.create_study(storage=storage, sampler=make_sampler(config, comp), study_name=config.study_name,
+                                    directions=directions, load_if_exists=resume)
+    except optuna.exceptions.DuplicatedStudyError:
+        raise MnasError(f"storage {storage_url(config, run_dir)} already has a study {config.study_name!r}: "
+                        f"use --resume {run_dir} or another --out") from None
+    if [d.name.lower() for d in study.directions] != directions:
+        raise MnasError(f"the stored study optimises {[d.name.lower() for d in study.directions]}, this config "
+                        f"{directions}: resume with the run's own config.yaml")
+    if resume:
+        _wait_for_stale(study, storage, config, log)
+        study.sampler = make_sampler(config, comp, existing=len(study.get_trials(deepcopy=False)))
+    choices = comp.space.choices()
+    dists = distributions(choices)
+    objective = _objective(comp, choices, dists)
+    n_done = len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)))
+    bar = tqdm(total=config.trials, initial=min(n_done, config.trials), desc="search", unit="trial",
+               disable=not progress, file=sys.stderr, dynamic_ncols=True)
+
+    multi = comp.reward.multi_objective
+    best = [best_so_far(study, multi)]
+    if best[0]:
+        m = best[0]
+        bar.set_postfix(reward=f"{m['reward']:.3f}", acc=f"{m['accuracy']:.2f}", lat=f"{m['latency_ms']:.2f}ms")
+
+    counted = [n_done]
+
+    def on_trial(study, trial) -> None:
+        if trial.state != TrialState.COMPLETE:
+            return
+        bar.update(1)
+        m = trial.user_attrs.get(METRICS)
+        if m and (best[0] is None or (m["accuracy"] if multi else m["reward"]) > (best[0]["accuracy"] if multi else best[0]["reward"])):
+            best[0] = m
+            bar.set_postfix(reward=f"{m['reward']:.3f}", acc=f"{m['accuracy']:.2f}", lat=f"{m['latency_ms']:.2f}ms")
+        counted[0] += 1
+        if counted[0] >= config.trials:  # recount in storage only then: other workers may share the study
+            counted[0] = len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)))
+            if counted[0] >= config.trials:
+                study.stop()
+
+    try:
+        if n_done < config.trials:
+            study.optimize(objective, n_trials=None, callbacks=[on_trial])
+    finally:
+        bar.close()
+    return study
+
+
+def finish(config: SearchConfig, comp: Components, study, run_dir: Path, fastest, t0: float, *,
+           plot: bool = True) -> SearchResult:
+    """Export the trials table, the top architectures and the Pareto plot; return the summary."""
+    from mnas.arch import parse_network, save_network
+    from mnas.plots import pareto_front
+
+    df = trials_table(study, comp.space)
+    df.to_csv(run_dir / "trials.csv", index=False)
+    df.to_parquet(run_dir / "trials.parquet", index=False)
+    done = df[df["state"] == "COMPLETE"].dropna(subset=["reward"])
+    if comp.reward.multi_objective:
+        ranked = pareto_front(done).sort_values("accuracy", ascending=False)
+    else:
+        ranked = done.sort_values(["reward", "number"], ascending=[False, True])
+    ranked = ranked.drop_duplicates("arch").head(config.top)
+    top_dir = run_dir / "top"
+    top_dir.mkdir(exist_ok=True)
+    top = []
+    for rank, (_, r) in enumerate(ranked.iterrows(), 1):
+        path = save_network(parse_network(r["arch"]), top_dir / f"{rank:02d}.yaml")
+        top.append({
+            "rank": rank, "trial": int(r["number"]), "arch": r["arch"], "latency_ms": float(r["latency_ms"]),
+            "accuracy": float(r["accuracy"]), "madds": int(r["madds"]), "params": int(r["params"]),
+            "reward": float(r["reward"]), "file": str(path),
+        })
+    if plot and len(done):
+        from mnas.plots import plot_pareto
+
+        try:
+            plot_pareto([run_dir], run_dir / "pareto.png", device=config.device, predictor=comp.predictor)
+        except MnasError:
+            plot_pareto([run_dir], run_dir / "pareto.png")
+    return SearchResult(run_dir=run_dir, table=df, top=top, fastest_ms=fastest, completed=len(done),
+                        wall_s=time.time() - t0)

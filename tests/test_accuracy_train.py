@@ -1,0 +1,81 @@
+"""The train evaluator on scikit-learn's digits: contract, learning, determinism, small-input adaptation."""
+
+from __future__ import annotations
+
+import pytest
+
+pytest.importorskip("torch")
+
+from evaluator_contract import check_evaluator_contract  # noqa: E402
+
+from mnas import zoo  # noqa: E402
+from mnas.accuracy import get_evaluator  # noqa: E402
+from mnas.accuracy.train import adapt_small_input  # noqa: E402
+from mnas.arch import parse_network  # noqa: E402
+from mnas.errors import MnasError  # noqa: E402
+
+TINY = parse_network("r8 i1 stem_k3_c8_s1_re ir_k3_e16_c16_re_s2 ir_k3_e32_c16_re_s1 head_c32_re_d0")
+TINY_SE = parse_network("r8 i1 stem_k3_c8_s1_re ir_k3_e16_c16_se8_hs_s2 head_c32_re_d0")
+FAST = dict(dataset="digits", steps=8, batch_size=32, val_size=200, threads=1)
+
+
+@pytest.fixture(autouse=True)
+def _cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("MNAS_CACHE", str(tmp_path / "cache"))
+
+
+def test_contract(tmp_path):
+    check_evaluator_contract(lambda path: get_evaluator("train", cache=path, **FAST), [TINY, TINY_SE], tmp_path)
+
+
+def test_learns_digits_well_above_chance():
+    ev = get_evaluator("train", dataset="digits", steps=120, batch_size=64, val_size=300, threads=1, augment=False)
+    r = ev.evaluate(TINY)
+    assert r["top1"] > 60.0, r  # chance is 10 %
+    assert r["loss"] < 2.0 and r["steps"] == 120
+
+
+def test_same_seed_same_result_other_seed_differs():
+    a = get_evaluator("train", seed=1, **FAST).evaluate(TINY)
+    b = get_evaluator("train", seed=1, **FAST).evaluate(TINY)
+    c = get_evaluator("train", seed=2, **FAST).evaluate(TINY)
+    assert b["cached"] is False  # a fresh evaluator really trained again
+    assert (a["top1"], a["loss"], a["train_loss"]) == (b["top1"], b["loss"], b["train_loss"])
+    assert (a["loss"], a["train_loss"]) != (c["loss"], c["train_loss"])
+
+
+def test_second_evaluate_does_not_train(monkeypatch):
+    import mnas.accuracy.train as train
+
+    ev = get_evaluator("train", **FAST)
+    first = ev.evaluate(TINY)
+    monkeypatch.setattr(train, "train_and_evaluate", lambda *a, **k: pytest.fail("trained twice"))
+    assert ev.evaluate(TINY)["top1"] == first["top1"] and ev.cache_hits == 1
+    # a different configuration is a different cache entry
+    with pytest.raises(pytest.fail.Exception):
+        get_evaluator("train", **{**FAST, "steps": 9}).evaluate(TINY)
+
+
+def test_small_input_adaptation_v3_small_at_32():
+    net = zoo.get("mobilenet_v3_small").with_resolution(32)
+    assert net.final_size == 1
+    a = adapt_small_input(net)  # auto: the stem and the first stride-2 block go to stride 1
+    assert a.stem.stride == 1 and a.blocks[0].stride == 1
+    assert [b.stride for b in a.blocks[1:]] == [b.stride for b in net.blocks[1:]]
+    assert a.final_size == 4
+    assert adapt_small_input(net, 0) == net
+    assert adapt_small_input(net, 1).final_size == 2
+
+
+def test_small_input_leaves_networks_made_for_small_inputs():
+    macro = parse_network("r32 stem_k3_c32_s1_re ir_k3_e96_c64_re_s2 ir_k5_e384_c128_re_s2 ir_k3_e384_c256_re_s2 head_c1280_re_d0")
+    assert adapt_small_input(macro) == macro
+    with pytest.raises(MnasError, match="only 3 stride-2 layers"):
+        adapt_small_input(macro, 4)
+
+
+def test_bad_options():
+    with pytest.raises(MnasError, match="unknown optimizer 'adam'"):
+        get_evaluator("train", optimizer="adam")
+    with pytest.raises(MnasError, match="unknown option.*epoch "):
+        get_evaluator("train", epoch=1)

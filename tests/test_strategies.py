@@ -1,0 +1,125 @@
+"""One contract for every search strategy (ask/tell, valid choices, seeded determinism, options)."""
+
+import math
+
+import optuna
+import pytest
+from optuna.distributions import CategoricalDistribution
+
+from mnas.errors import MnasError
+from mnas.search.strategies import STRATEGIES, get_strategy, names, options_of
+
+optuna.logging.set_verbosity(optuna.logging.ERROR)
+
+SPACE = {
+    "s1.kernel": CategoricalDistribution((3, 5, 7)),
+    "s1.act": CategoricalDistribution(("re", "hs")),
+    "s1.se": CategoricalDistribution((False, True)),
+    "s2.width": CategoricalDistribution((0.75, 1.0, 1.25)),
+    "s2.depth": CategoricalDistribution((-1, 0, 1)),
+}
+SINGLE = [n for n in names()]
+MULTI = [n for n in names() if n != "rl"]
+
+
+def objective(p: dict) -> float:
+    """Deterministic, with a unique best: kernel 7, hs, se, width 1.25, depth 1."""
+    return (p["s1.kernel"] / 7 + (p["s1.act"] == "hs") + p["s1.se"] + p["s2.width"] + 0.3 * p["s2.depth"]) / 4.55
+
+
+def run(name, seed, n=40, multi=False, **options):
+    sampler = get_strategy(name, SPACE, seed=seed, multi_objective=multi, options=options)
+    study = optuna.create_study(directions=["maximize", "minimize"] if multi else ["maximize"], sampler=sampler)
+    for _ in range(n):
+        t = study.ask(SPACE)
+        v = objective(t.params)
+        study.tell(t, (v, t.params["s1.kernel"] * t.params["s2.width"]) if multi else v)
+    return study
+
+
+def test_table_lists_every_strategy():
+    assert set(names()) == {"rl", "evolution", "tpe", "nsga2", "random"} == set(STRATEGIES)
+
+
+@pytest.mark.parametrize("name", SINGLE)
+def test_ask_tell_gives_valid_choices(name):
+    study = run(name, seed=0)
+    trials = study.get_trials()
+    assert len(trials) == 40 and all(t.state.name == "COMPLETE" for t in trials)
+    for t in trials:
+        assert set(t.params) == set(SPACE)
+        for k, v in t.params.items():
+            assert v in SPACE[k].choices and type(v) is type(SPACE[k].choices[SPACE[k].choices.index(v)])
+
+
+@pytest.mark.parametrize("name", SINGLE)
+def test_same_seed_same_trials(name):
+    a = [t.params for t in run(name, seed=3).trials]
+    b = [t.params for t in run(name, seed=3).trials]
+    c = [t.params for t in run(name, seed=4).trials]
+    assert a == b
+    assert a != c
+
+
+@pytest.mark.parametrize("name", MULTI)
+def test_multi_objective(name):
+    study = run(name, seed=1, n=30, multi=True)
+    assert len(study.best_trials) >= 1
+    assert all(set(t.params) == set(SPACE) for t in study.trials)
+
+
+def test_rl_refuses_multi_objective():
+    with pytest.raises(MnasError, match="single objective"):
+        get_strategy("rl", SPACE, seed=0, multi_objective=True)
+
+
+@pytest.mark.parametrize("name", SINGLE)
+def test_unknown_option_is_an_error(name):
+    with pytest.raises(MnasError, match=rf"strategy '{name}': unknown option\(s\) \['populaton_size'\]"):
+        get_strategy(name, SPACE, seed=0, options={"populaton_size": 10})
+
+
+def test_unknown_strategy_is_an_error():
+    with pytest.raises(MnasError, match="unknown strategy 'ppo'.*rl, evolution"):
+        get_strategy("ppo", SPACE)
+
+
+def test_options_listed_with_defaults():
+    assert options_of("evolution") == {"population_size": 20, "sample_size": 5}
+    assert "batch_size" in options_of("rl") and "population_size" in options_of("nsga2")
+
+
+@pytest.mark.parametrize("name, bad", [("evolution", {"sample_size": 50}), ("rl", {"batch_size": 1}),
+                                       ("nsga2", {"population_size": 1}), ("tpe", {"n_startup_trials": 0})])
+def test_bad_option_values(name, bad):
+    with pytest.raises(MnasError, match=name):
+        get_strategy(name, SPACE, seed=0, options=bad)
+
+
+def test_evolution_children_differ_from_a_population_member_by_one_choice():
+    study = run("evolution", seed=0, n=60, population_size=10, sample_size=3)
+    trials = study.trials
+    for t in trials[10:]:
+        population = trials[t.number - 10 : t.number]  # aging: the 10 most recent
+        assert any(sum(t.params[k] != p.params[k] for k in SPACE) == 1 for p in population), t.number
+
+
+def test_evolution_beats_its_random_start():
+    study = run("evolution", seed=0, n=80, population_size=10, sample_size=5)
+    first = max(t.value for t in study.trials[:10])
+    assert study.best_value > first
+    assert study.best_value == pytest.approx(1.0)  # the unique optimum, within 80 of 108 networks
+
+
+def test_rl_policy_learns_the_rewarded_choice():
+    # reward 1 when kernel 7 is taken, else 0: after a few PPO updates the policy
+    # samples kernel 7 far more often than the uniform 1/3.
+    sampler = get_strategy("rl", SPACE, seed=0, options={"batch_size": 10, "lr": 0.05})
+    study = optuna.create_study(direction="maximize", sampler=sampler)
+    for _ in range(150):
+        t = study.ask(SPACE)
+        study.tell(t, float(t.params["s1.kernel"] == 7))
+    last = [t.params["s1.kernel"] for t in study.trials[-30:]]
+    assert sampler.updates >= 10
+    assert last.count(7) / len(last) > 0.8
+    assert not math.isnan(sampler.baseline)
