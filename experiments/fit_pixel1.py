@@ -50,8 +50,8 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from mnas import zoo  # noqa: E402
-from mnas.arch import Act, Bneck, Conv, DepthSep, Layer, Network  # noqa: E402
-from mnas.latency.keys import HeadOp, head_ops, head_ops_at, layer_key  # noqa: E402
+from mnas.arch import Network  # noqa: E402
+from mnas.latency.keys import head_ops, head_ops_at, layer_key  # noqa: E402
 from mnas.latency.table import Entry, LatencyTable  # noqa: E402
 
 PUBLISHED = REPO / "latency_tables" / "published" / "pixel1.csv"
@@ -64,73 +64,11 @@ DEVICES = {"F": ("pixel1", "Pixel-1 (MobileNetV3 paper's TFLite build, 2019)"),
 
 
 # --------------------------------------------------------------------------- features
+# The feature functions live in the library (mnas.latency.opmodel) so the predictor can
+# price ops a modelled table does not list with the same model.
+from mnas.latency.opmodel import FEATURES as _FEATURES, head_features, layer_features  # noqa: E402,F401
 
-def _conv(cin, cout, k, hin, hout, groups=1):
-    """(madds, traffic) of one convolution."""
-    madds = k * k * (cin // groups) * cout * hout * hout
-    return madds, cin * hin * hin + cout * hout * hout
-
-
-def layer_features(layer: Layer) -> np.ndarray:
-    f = dict.fromkeys(FEATURES, 0.0)
-    b, cin, hin, hout = layer.block, layer.cin, layer.hin, layer.hout
-
-    if isinstance(b, Conv):
-        m, t = _conv(cin, b.out, b.kernel, hin, hout)
-        f["pw_madds" if b.kernel == 1 else "conv_madds"] += m
-        f["traffic"] += t
-        f["layers"] += 1
-        f["hswish"] += b.out * hout * hout if b.act is Act.HSWISH else 0
-    elif isinstance(b, DepthSep):
-        m, t = _conv(cin, cin, b.kernel, hin, hout, groups=cin)
-        f["dw_madds"] += m
-        f["traffic"] += t
-        m, t = _conv(cin, b.out, 1, hout, hout)
-        f["pw_madds"] += m
-        f["traffic"] += t
-        f["layers"] += 2
-        f["hswish"] += (cin + b.out) * hout * hout if b.act is Act.HSWISH else 0
-    elif isinstance(b, Bneck):
-        hs = b.act is Act.HSWISH
-        if layer.has_expand:
-            m, t = _conv(cin, b.exp, 1, hin, hin)
-            f["pw_madds"] += m
-            f["traffic"] += t
-            f["layers"] += 1
-            f["hswish"] += b.exp * hin * hin if hs else 0
-        m, t = _conv(b.exp, b.exp, b.kernel, hin, hout, groups=b.exp)
-        f["dw_madds"] += m
-        f["traffic"] += t
-        f["layers"] += 1
-        f["hswish"] += b.exp * hout * hout if hs else 0
-        if b.se:
-            f["se"] += 1
-            f["fc_params"] += 2 * b.exp * b.se
-            f["traffic"] += 2 * b.exp * hout * hout  # pool reads, scale reads and writes the map
-        m, t = _conv(b.exp, b.out, 1, hout, hout)
-        f["pw_madds"] += m
-        f["traffic"] += t + (b.out * hout * hout if layer.residual else 0)
-        f["layers"] += 1
-    return _vector(f)
-
-
-def head_features(hop: HeadOp) -> np.ndarray:
-    f = dict.fromkeys(FEATURES, 0.0)
-    if hop.kind == "conv":
-        m, t = _conv(hop.cin, hop.cout, 1, hop.size, hop.size)
-        f["pw_madds"], f["traffic"], f["layers"] = m, t, 1
-        f["hswish"] = hop.cout * hop.size * hop.size if hop.act is Act.HSWISH else 0
-    elif hop.kind == "pool":
-        f["traffic"] = hop.cin * hop.size * hop.size
-    else:  # hidden FC or classifier
-        f["fc_params"], f["traffic"], f["layers"] = hop.cin * hop.cout, hop.cin + hop.cout, 1
-        f["hswish"] = hop.cout if hop.act is Act.HSWISH else 0
-    return _vector(f)
-
-
-def _vector(f: dict) -> np.ndarray:
-    scale = {"se": 1.0, "layers": 1.0}
-    return np.array([f[k] / scale.get(k, 1e6) for k in FEATURES], dtype=np.float64)
+assert FEATURES == _FEATURES
 
 
 def network_ops(net: Network, num_classes: int = 1000) -> list[tuple[str, np.ndarray]]:

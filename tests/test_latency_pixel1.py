@@ -51,3 +51,25 @@ def test_published_transcription_matches_shared_data(shared_data):
     theirs = pd.read_csv(shared)
     cols = ["model", "width", "resolution", "madds_m", "params_m", "top1", "pixel1_ms", "epoch"]
     pd.testing.assert_frame_equal(ours[cols], theirs[cols], check_dtype=False)
+
+
+def test_modelled_table_prices_unlisted_ops_with_its_own_model():
+    """pixel1 lists ops of the zoo and spaces; a NetAdapt-style width it does not list is priced by the
+    header's model, and for a listed op the model and the table agree (the table *is* the model)."""
+    import dataclasses
+
+    from mnas import zoo
+    from mnas.latency import get_predictor
+    from mnas.latency.keys import layer_key
+    from mnas.latency.opmodel import layer_features, op_cost_ms
+
+    p = get_predictor("pixel1")
+    net = zoo.get("mobilenet_v3_large")
+    for layer in list(net.layers())[:6]:
+        listed = p._ms[layer_key(layer)]
+        assert op_cost_ms(layer_features(layer), p._weights) == pytest.approx(listed, rel=1e-5)
+    odd = dataclasses.replace(net, blocks=(dataclasses.replace(net.blocks[0], exp=16),)
+                              + (dataclasses.replace(net.blocks[1], exp=40),) + net.blocks[2:])
+    assert p.missing(odd) == []
+    # shrinking an expansion layer from 64 to 40 channels must lower the prediction
+    assert p.predict(odd) < p.predict(net)

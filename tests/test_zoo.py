@@ -3,7 +3,7 @@
 import pytest
 
 from mnas import zoo
-from mnas.arch import Bneck, Conv, Network, format_network, load_network, parse_network, save_network
+from mnas.arch import format_network, load_network, parse_network, save_network
 from mnas.counting import count
 from mnas.errors import MnasError
 

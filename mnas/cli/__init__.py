@@ -20,6 +20,9 @@ COMMANDS: dict[str, str] = {
     "search": "mnas.cli.search",
     "eval": "mnas.cli.eval",
     "latency": "mnas.cli.latency",
+    "netadapt": "mnas.cli.netadapt",
+    "replay": "mnas.cli.replay",
+    "plot": "mnas.cli.plot",
 }
 
 

@@ -37,13 +37,37 @@ class Predictor:
         self.device: str = table.device
         self.source = source or (str(table.path) if table.path else self.device)
         self._ms = {k: e.ms for k, e in table.entries.items()}
+        # A modelled table (pixel1) stores its cost model's weights: ops it does not list are priced by it.
+        self._weights = table.meta.get("feature_weights_ms") or None
+        self.modelled_ops = 0  # how many unlisted ops the model priced (for reports)
 
     def __repr__(self) -> str:
         return f"Predictor(device={self.device!r}, ops={len(self.table)}, correction={self.table.correction})"
 
     def missing(self, net: Network) -> list[str]:
-        """Op keys of ``net`` that the table lacks (distinct, in network order)."""
+        """Op keys of ``net`` that the table lacks and cannot model (distinct, in network order)."""
+        if self._weights:
+            return []
         return list(dict.fromkeys(k for k in network_keys(net, self.num_classes) if k not in self._ms))
+
+    def _modelled_sum(self, net: Network) -> float:
+        from mnas.latency.keys import head_ops, layer_key
+        from mnas.latency.opmodel import head_features, layer_features, op_cost_ms
+
+        total = 0.0
+        for layer in net.layers():
+            ms = self._ms.get(layer_key(layer))
+            if ms is None:
+                ms = op_cost_ms(layer_features(layer), self._weights)
+                self.modelled_ops += 1
+            total += ms
+        for hop in head_ops(net, self.num_classes):
+            ms = self._ms.get(hop.key)
+            if ms is None:
+                ms = op_cost_ms(head_features(hop), self._weights)
+                self.modelled_ops += 1
+            total += ms
+        return total
 
     def _missing_error(self, keys: list[str], net: Network) -> MnasError:
         shown = ", ".join(keys[:SHOW_MISSING])
@@ -63,6 +87,8 @@ class Predictor:
             for k in keys:
                 total += self._ms[k]
         except KeyError:
+            if self._weights:
+                return self._modelled_sum(net)
             raise self._missing_error(self.missing(net), net) from None
         return total
 
@@ -75,9 +101,16 @@ class Predictor:
         return a * np.array([self.op_sum(n) for n in nets], dtype=float) + b
 
     def op_breakdown(self, net: Network) -> list[tuple[str, float]]:
-        """(key, ms) per op in order, missing ops raise."""
-        self.op_sum(net)
-        return [(k, self._ms[k]) for k in network_keys(net, self.num_classes)]
+        """(key, ms) per op in order; an op the table lacks is modelled (modelled tables) or raises."""
+        from mnas.latency.keys import head_ops, layer_key
+        from mnas.latency.opmodel import head_features, layer_features, op_cost_ms
+
+        missing = self.missing(net)
+        if missing:
+            raise self._missing_error(missing, net)
+        ops = [(layer_key(la), lambda la=la: layer_features(la)) for la in net.layers()]
+        ops += [(h.key, lambda h=h: head_features(h)) for h in head_ops(net, self.num_classes)]
+        return [(k, self._ms[k] if k in self._ms else op_cost_ms(f(), self._weights)) for k, f in ops]
 
     def compile_space(self, space, probes: int = 8, check: int = 200, seed: int = 0) -> "SpacePredictor":
         return SpacePredictor(self, space, probes=probes, check=check, seed=seed)

@@ -204,12 +204,16 @@ def propose(net: Network, predictor, delta_ms: float, min_width: int = MIN_WIDTH
     return out
 
 
-def minimal_network(net: Network, min_width: int = MIN_WIDTH) -> Network:
-    """Every slot at its smallest width that keeps the topology (repeated until nothing moves)."""
+def minimal_network(net: Network, min_width: int = MIN_WIDTH, first: str = "exp") -> Network:
+    """Every slot at its smallest width that keeps the topology, slots of kind ``first`` shrunk first.
+
+    Widths tied by topology (an expansion may not fall to its input width) make
+    the result depend on the order; :func:`mnas.netadapt.loop.minimum_latency` tries both.
+    """
     topo = topology(net)
     for _ in range(100):
         changed = False
-        for slot in slots(net):
+        for slot in sorted(slots(net), key=lambda s: s.kind != first):
             for width in reversed(candidate_widths(slot.width, min_width)):
                 cand = _valid(net, topo, slot, width)
                 if cand is not None:

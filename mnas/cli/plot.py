@@ -1,0 +1,129 @@
+"""`mnas plot pareto|search|netadapt|replay RUN`: pictures of finished (or running) runs.
+
+Each handler reads a run folder through the library's compute function (a table,
+tested without matplotlib) and hands it to the matching renderer.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from mnas.cli.common import add_json_flag, print_json
+
+
+def register(sub) -> None:
+    p = sub.add_parser("plot", help="plot runs: Pareto fronts, search progress, NetAdapt paths, replays")
+    psub = p.add_subparsers(dest="plot_command", metavar="KIND", parser_class=type(p))
+
+    pp = psub.add_parser("pareto", help="accuracy against latency of every trial, Pareto front highlighted, "
+                                        "reference networks at their latency")
+    pp.add_argument("runs", nargs="+", metavar="RUN", help="search run folder(s)")
+    pp.add_argument("--out", metavar="PNG", help="image file (default RUN/pareto.png)")
+    pp.add_argument("--device", help="latency table for the reference networks (default: the run's device)")
+    add_json_flag(pp)
+    pp.set_defaults(func=cmd_pareto)
+
+    ps = psub.add_parser("search", help="reward per trial and the best so far")
+    ps.add_argument("run", metavar="RUN", help="search run folder")
+    ps.add_argument("--out", metavar="PNG", help="image file (default RUN/search.png)")
+    add_json_flag(ps)
+    ps.set_defaults(func=cmd_search)
+
+    pn = psub.add_parser("netadapt", help="accuracy against latency along a NetAdapt path")
+    pn.add_argument("run", metavar="RUN", help="NetAdapt run folder")
+    pn.add_argument("--out", metavar="PNG", help="image file (default RUN/path.png)")
+    add_json_flag(pn)
+    pn.set_defaults(func=cmd_netadapt)
+
+    pr = psub.add_parser("replay", help="a replay's path beside the published networks")
+    pr.add_argument("run", metavar="RUN", help="replay run folder")
+    pr.add_argument("--out", metavar="PNG", help="image file (default RUN/replay.png)")
+    add_json_flag(pr)
+    pr.set_defaults(func=cmd_replay)
+
+    p.set_defaults(func=lambda a: p.print_help())
+
+
+def _run_dir(path: str) -> Path:
+    from mnas.errors import MnasError
+
+    p = Path(path)
+    if not p.is_dir():
+        raise MnasError(f"{path} is not a folder: give a run folder")
+    return p
+
+
+def _records(df) -> list[dict]:
+    import json
+
+    return json.loads(df.to_json(orient="records"))
+
+
+def _done(out: Path, what: str, n: int, as_json: bool, data) -> int:
+    if as_json:
+        print_json({"plot": str(out), what: data})
+    else:
+        print(f"{out}  ({n} {what})")
+    return 0
+
+
+def cmd_netadapt(args) -> int:
+    from mnas.netadapt.report import path_table, plot_path
+
+    run = _run_dir(args.run)
+    table = path_table(run)
+    out = plot_path(run, args.out or run / "path.png")
+    return _done(Path(out), "steps", len(table), args.json, _records(table.drop(columns=["arch"])))
+
+
+def cmd_replay(args) -> int:
+    from mnas.replay import plot_replay, reference_points, replay_points
+
+    run = _run_dir(args.run)
+    points, refs = replay_points(run), reference_points(run)
+    out = plot_replay(points, refs, args.out or run / "replay.png", title=f"replay: {run.name}")
+    return _done(Path(out), "points", len(points), args.json, _records(points.drop(columns=["arch"])))
+
+
+def _run_device(run: Path) -> str | None:
+    """The device a search run used (its config.yaml), if it says."""
+    import yaml
+
+    cfg = run / "config.yaml"
+    if not cfg.is_file():
+        return None
+    return (yaml.safe_load(cfg.read_text()) or {}).get("device")
+
+
+def cmd_pareto(args) -> int:
+    from mnas.errors import MnasError
+    from mnas.plots import ACC, LAT, load_trials, pareto_front, plot_pareto
+
+    runs = [_run_dir(r) for r in args.runs]
+    device = args.device or _run_device(runs[0])
+    others = {d for d in (_run_device(r) for r in runs[1:]) if d}
+    if args.device is None and others - {device}:
+        raise MnasError(f"the runs used different devices ({', '.join(sorted({device, *others} - {None}))}): "
+                        "their latencies do not compare; choose one with --device")
+    fronts = []
+    for r in runs:
+        front = pareto_front(load_trials(r))
+        keep = [c for c in ("number", ACC, LAT, "madds", "params", "reward", "arch") if c in front.columns]
+        fronts.append({"run": str(r), "trials": len(load_trials(r)), "front": _records(front[keep])})
+    out = plot_pareto(runs, args.out or runs[0] / "pareto.png", device=device)
+    if args.json:
+        print_json({"plot": str(out), "device": device, "runs": fronts})
+    else:
+        for f in fronts:
+            print(f"{f['run']}: {f['trials']} trials, {len(f['front'])} on the Pareto front")
+        print(out)
+    return 0
+
+
+def cmd_search(args) -> int:
+    from mnas.plots import load_trials, plot_search, search_curve
+
+    run = _run_dir(args.run)
+    curve = search_curve(load_trials(run))
+    out = plot_search(run, args.out or run / "search.png")
+    return _done(Path(out), "trials", len(curve), args.json, _records(curve))

@@ -1,0 +1,263 @@
+"""The MobileNetV3 replay: phases, resume, the redesign deltas, the report and its plot data.
+
+A fake device (latency = multiply-adds / 4e6 ms, so MnasNet-A1 ≈ 78 ms and V3-Large ≈ 54 ms, the
+published Pixel-1 figures' scale) and a fake accuracy (a smooth function of size) keep these tests
+to seconds; the real `pixel1` table and evaluators are exercised by `mnas replay --budget smoke`.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pandas as pd
+import pytest
+
+from mnas import zoo
+from mnas.arch import Act, load_network
+from mnas.counting import count
+from mnas.errors import MnasError
+from mnas.redesign import V3_STEPS
+from mnas.replay import Replay, ReplayConfig, replay_points, run_replay, side_by_side, step_applies
+
+
+class FakePredictor:
+    device = "fake"
+
+    def __init__(self):
+        self.calls = 0
+
+    def predict(self, net):
+        self.calls += 1
+        hs = sum(b.act is Act.HSWISH for b in net.blocks)
+        return count(net).madds / 4e6 + 0.05 * hs
+
+    def missing(self, net):
+        return []
+
+
+class FakeEvaluator:
+    name = "fake"
+
+    def __init__(self):
+        self.calls = 0
+
+    def evaluate(self, net, sample=None):
+        self.calls += 1
+        c = count(net)
+        return {"top1": 40 + 6 * math.log(c.madds / 1e6) + c.params / 1e6, "loss": math.nan, "cost_s": 0.0}
+
+
+def fake_search(**kw):
+    """Stands in for the search library: 'finds' V3-Small at width 1.25."""
+    net = zoo.get("mobilenet_v3_small_1.25")
+    return {"arch": str(net), "trials": kw["trials"], "reward": 1.0, "run": str(kw["out"])}
+
+
+@pytest.fixture(scope="module")
+def large_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("replay") / "v3l"
+    pred, ev = FakePredictor(), FakeEvaluator()
+    summary = run_replay(ReplayConfig("v3-large", budget="smoke"), out, predictor=pred, evaluator=ev, progress=False)
+    return out, summary
+
+
+def test_v3_large_smoke_end_to_end(large_run):
+    out, s = large_run
+    assert (out / "report.md").is_file() and (out / "replay.png").stat().st_size > 10_000
+    assert json.loads((out / "summary.json").read_text()) == json.loads(json.dumps(s))
+    # NetAdapt ran from MnasNet-A1 down to the published V3-Large's (fake) latency
+    v3 = zoo.get("mobilenet_v3_large")
+    assert s["target_ms"] == pytest.approx(FakePredictor().predict(v3))
+    assert s["netadapt"]["seed_latency_ms"] == pytest.approx(FakePredictor().predict(zoo.get("mnasnet_a1")))
+    assert s["netadapt"]["latency_ms"] <= s["target_ms"] < s["netadapt"]["seed_latency_ms"]
+    assert s["published"]["params"] == 5_483_032  # the published V3-Large (torchvision's count)
+    report = (out / "report.md").read_text()
+    for text in ("last_stage", "-7 ms, -30 M", "MobileNetV2", "MnasNet-A1", "Block by block", "replay.png"):
+        assert text in report
+    # the found network's table rows follow its own layers
+    final = load_network(out / "final.yaml")
+    assert s["found"]["madds"] == count(final).madds
+
+
+def test_each_redesign_delta_is_the_counts_difference(large_run):
+    out, _ = large_run
+    red = pd.read_csv(out / "redesign.csv", keep_default_na=False, na_values=[""])
+    net = load_network(out / "netadapt_result.yaml")
+    pred = FakePredictor()
+    assert list(red["step"]) == [s.name for s in V3_STEPS]
+    for step, (_, row) in zip(V3_STEPS, red.iterrows()):
+        new, why = step_applies(step, net)
+        assert bool(row["applied"]) == (new is not None), why
+        if new is None:
+            assert row["delta_madds"] == 0 and row["delta_ms"] == 0
+            continue
+        assert row["delta_madds"] == count(new).madds - count(net).madds
+        assert row["delta_params"] == count(new).params - count(net).params
+        assert row["delta_ms"] == pytest.approx(pred.predict(new) - pred.predict(net))
+        net = new
+    assert load_network(out / "final.yaml") == net
+    # the efficient last stage removes the last bottleneck: its saving is a hand count of the removed ops
+    last = red[red["step"] == "last_stage"].iloc[0]
+    assert bool(last["applied"]) and last["delta_madds"] < -25e6 and last["paper_madds_m"] == -30
+
+
+def test_plot_data_is_the_path(large_run):
+    out, _ = large_run
+    pts = replay_points(out)
+    assert list(pts.columns) == ["phase", "label", "latency_ms", "top1", "madds", "params", "arch"]
+    assert pts.iloc[0]["arch"] == str(zoo.get("mnasnet_a1"))
+    na = pts[pts["phase"] == "netadapt"]
+    assert na["latency_ms"].is_monotonic_decreasing  # each NetAdapt step lowers latency
+    red = pd.read_csv(out / "redesign.csv")
+    assert list(pts[pts["phase"] == "redesign"]["label"]) == list(red.loc[red["applied"], "step"])
+    assert pts.iloc[-1]["arch"] == str(load_network(out / "final.yaml"))
+    for _, r in pts.iterrows():
+        assert r["madds"] == count(load_network_text(r["arch"])).madds
+
+
+def load_network_text(text):
+    from mnas.arch import parse_network
+
+    return parse_network(text)
+
+
+def test_resume_skips_finished_phases(large_run, tmp_path):
+    import shutil
+
+    src, _ = large_run
+    out = tmp_path / "copy"
+    shutil.copytree(src, out)
+    for name in ("redesign.csv", "references.csv", "summary.json", "report.md"):
+        (out / name).unlink()
+    (out / "netadapt" / "path.csv").unlink()  # NetAdapt is finished: its folder is not read again
+    pred, ev = FakePredictor(), FakeEvaluator()
+    s = Replay.open_or_create(out, None, predictor=pred, evaluator=ev, progress=False).run()
+    assert (out / "report.md").is_file()
+    assert s["netadapt"]["steps"] >= 1
+    # only redesign (≤ 4 steps + start) and the 3 references were evaluated
+    assert ev.calls <= 5 + 3
+
+
+def test_other_settings_in_an_existing_run_are_an_error(large_run):
+    out, _ = large_run
+    with pytest.raises(MnasError, match="other settings \\(budget"):
+        Replay.open_or_create(out, ReplayConfig("v3-large", budget="default"), predictor=FakePredictor())
+
+
+def test_bad_config():
+    with pytest.raises(MnasError, match="unknown replay 'v3-tiny'"):
+        ReplayConfig("v3-tiny")
+    with pytest.raises(MnasError, match="unknown budget 'huge'"):
+        ReplayConfig("v3-large", budget="huge")
+
+
+def test_steps_that_do_not_apply_to_v3_small_are_skipped_with_a_reason():
+    v3s = zoo.get("mobilenet_v3_small")
+    why = {s.name: step_applies(s, v3s)[1] for s in V3_STEPS}
+    assert "hidden layer after pooling" in why["last_stage"]  # V3-Small already has the efficient last stage
+    assert "16 filters" in why["stem16"]
+    assert why["se_quarter"] == "already holds (no change)"  # its SE widths are already 1/4 of the expansion
+    # V3-Small uses h-swish from 40 channels on: the ≥ 80 rule changes it, so the step applies
+    new, reason = step_applies(V3_STEPS[2], v3s)
+    assert reason == "" and new.blocks[3].act is Act.RELU and new.blocks[-1].act is Act.HSWISH
+
+
+def test_v3_small_smoke_through_the_search_runner(tmp_path):
+    pred, ev = FakePredictor(), FakeEvaluator()
+    out = tmp_path / "v3s"
+    s = run_replay(ReplayConfig("v3-small", budget="smoke", trials=6), out, predictor=pred, evaluator=ev,
+                   progress=False)
+    trials = pd.read_csv(out / "search" / "trials.csv")
+    assert (trials["state"] == "COMPLETE").sum() == 6 == s["search"]["trials"]
+    assert set(trials["arch"]) >= {s["search"]["arch"]}  # the best is one of the trials...
+    best = trials.loc[trials["reward"].idxmax()]
+    assert s["search"]["arch"] == best["arch"]  # ...the one with the highest v3-small reward
+    target = 15.8
+    assert best["reward"] == pytest.approx(best["accuracy"] * (best["latency_ms"] / target) ** -0.15)
+    assert s["netadapt"]["seed"] == "search best"
+    assert s["netadapt"].get("skipped") or s["netadapt"]["latency_ms"] <= s["target_ms"]
+    skipped = {r["step"] for r in s["redesign"] if not r["applied"]}
+    assert {"last_stage", "stem16"} <= skipped  # the v3_small space already has both
+    pts = replay_points(out)
+    assert pts.iloc[0]["phase"] == "search" and pts.iloc[0]["arch"] == best["arch"]
+    assert "Block-wise search" in (out / "report.md").read_text()
+
+
+def test_v3_small_with_a_slow_search_result_runs_netadapt(tmp_path):
+    pred, ev = FakePredictor(), FakeEvaluator()
+    out = tmp_path / "v3s"
+    s = run_replay(ReplayConfig("v3-small", budget="smoke"), out, predictor=pred, evaluator=ev, search=fake_search,
+                   progress=False)
+    assert s["search"]["arch"] == str(zoo.get("mobilenet_v3_small_1.25"))
+    assert s["netadapt"]["seed_latency_ms"] > s["target_ms"] >= s["netadapt"]["latency_ms"]
+    assert (out / "netadapt" / "path.csv").is_file()
+
+
+def test_side_by_side_marks_differences():
+    v3 = zoo.get("mobilenet_v3_large")
+    rows = side_by_side(v3, v3)
+    assert all(r["same"] for r in rows) and len(rows) == len(list(v3.layers())) + 4  # + head conv, pool, hidden, fc
+    rows = side_by_side(zoo.get("mnasnet_a1"), v3)
+    assert not rows[0]["same"]  # 32-filter ReLU stem vs 16-filter h-swish
+
+
+def test_replay_cli_json_and_resume(tmp_path, capsys, monkeypatch):
+    import mnas.accuracy
+    import mnas.latency
+    from mnas.cli import COMMANDS, main
+
+    monkeypatch.setitem(COMMANDS, "replay", "mnas.cli.replay")
+    monkeypatch.setattr(mnas.latency, "get_predictor", lambda device: FakePredictor())
+    ev = FakeEvaluator()
+    monkeypatch.setattr(mnas.accuracy, "get_evaluator", lambda kind, space=None, **kw: ev)
+    argv = ["replay", "v3-large", "--budget", "smoke", "--target-ms", "70", "--out", str(tmp_path / "r"), "--json"]
+    assert main(argv) == 0
+    s = json.loads(capsys.readouterr().out)
+    assert s["target_ms"] == 70 and s["netadapt"]["latency_ms"] <= 70 and s["budget"] == "smoke"
+    assert [r["step"] for r in s["redesign"]] == [st.name for st in V3_STEPS]
+    calls = ev.calls
+    assert main(argv) == 0  # everything finished: nothing is evaluated again
+    assert ev.calls == calls and json.loads(capsys.readouterr().out)["found"] == s["found"]
+    assert main(argv[:4] + ["--out", str(tmp_path / "r")]) == 2  # other settings (no --target-ms) in that folder
+    assert "other settings (target_ms)" in capsys.readouterr().err
+    assert main(argv[:-1]) == 0  # table output
+    out = capsys.readouterr().out
+    assert "last_stage" in out and "report:" in out and "mobilenet_v3_large" in out
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["v3-large", "v3-small"])
+def test_replay_smoke_on_the_real_pixel1_table_and_predictor(name, tmp_path, capsys, monkeypatch):
+    """`mnas replay NAME --budget smoke` as a user types it: shipped `pixel1` table and accuracy predictor."""
+    from mnas.accuracy.predictor import shipped_model
+    from mnas.cli import COMMANDS, main
+
+    space = {"v3-large": "v3_large", "v3-small": "v3_small"}[name]
+    if not shipped_model(space).is_file():
+        pytest.skip(f"no shipped accuracy predictor for {space} ({shipped_model(space)})")
+    monkeypatch.setitem(COMMANDS, "replay", "mnas.cli.replay")
+    code = main(["replay", name, "--budget", "smoke", "--out", str(tmp_path / "r"), "--json", "--trials", "8"])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    s = json.loads(out)
+    assert s["device"] == "pixel1" and (tmp_path / "r" / "report.md").is_file()
+    assert s["found"]["top1"] is not None and s["published"]["top1"] is not None
+
+
+def test_agreement_counts_matching_columns_by_hand():
+    from mnas.replay import agreement
+
+    v3 = zoo.get("mobilenet_v3_large")
+    same = agreement(v3, v3)
+    assert same == {"blocks_found": 15, "blocks_published": 15, "compared": 15, "kernel": 15, "exp": 15, "out": 15,
+                    "se": 15, "nl": 15, "stride": 15, "stem": True, "head": True}
+    # MnasNet-A1 vs V3-Large, the first 15 blocks by position (the paper's Table 1 and MnasNet's Fig. 7): kernels
+    # 3,3,3,5,5,5,3,3,3,3,3,3,5,5,5 in both; SE in blocks 4-6 and 12-15 in both; strides equal; A1 is ReLU
+    # throughout, V3 uses ReLU in its first 6 blocks only.
+    a1 = zoo.get("mnasnet_a1")
+    ag = agreement(a1, v3)
+    assert ag["blocks_found"] == 16 and ag["compared"] == 15
+    assert ag["kernel"] == 15 and ag["se"] == 15 and ag["stride"] == 15
+    assert ag["nl"] == 6  # A1 is all ReLU; V3 uses ReLU in its first 6 blocks
+    assert not ag["stem"] and not ag["head"]
