@@ -88,7 +88,7 @@ def arch_network(arch: SubnetArch, resolution: int, in_channels: int) -> Network
     return Network(arch.stem.block, tuple(lay.block for _, lay in arch.layers), arch.head, resolution, in_channels)
 
 
-def space_archs(space, limit: int = 20000, seed: int = 0) -> Iterable[dict]:
+def space_archs(space, limit: int = 3000, seed: int = 0) -> Iterable[dict]:
     """Every sample of ``space`` when it has at most ``limit`` members, else ``limit`` random ones.
 
     Random samples are topped up with, per choice, each option combined with the
@@ -458,7 +458,7 @@ class Supernet(nn.Module):
         self.head = ElasticHead(head_cin, head_conv, head_hidden, num_classes)
 
     @classmethod
-    def from_space(cls, space, num_classes: int = 10, limit: int = 20000) -> "Supernet":
+    def from_space(cls, space, num_classes: int = 10, limit: int = 3000) -> "Supernet":
         """Scan ``space`` (all of it when small, else a large sample) for the widest shape per position."""
         return cls((subnet_arch(space, s) for s in space_archs(space, limit)), num_classes, space)
 

@@ -19,6 +19,7 @@ COMMANDS: dict[str, str] = {
     "export": "mnas.cli.export",
     "search": "mnas.cli.search",
     "eval": "mnas.cli.eval",
+    "supernet": "mnas.cli.supernet",
     "latency": "mnas.cli.latency",
     "netadapt": "mnas.cli.netadapt",
     "replay": "mnas.cli.replay",

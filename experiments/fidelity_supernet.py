@@ -1,0 +1,268 @@
+"""Fidelity of the weight-sharing supernet on NAS-Bench-Macro (the headline figure of the supernet evaluator).
+
+Trains one supernet over the ``nasbench_macro`` space on CIFAR-10 (the shared
+jpg tarball, 2,000 training images held out for validation), scores
+architectures with it (batch-norm recalibration + top-1 on the fixed held-out
+images) and compares with the benchmark's ``mean_acc`` (3 seeds, 50 epochs
+each): Kendall τ and Spearman ρ.
+
+Outputs under ``experiments/results/`` (named by the training length, ``<N>steps``):
+
+* ``fidelity_supernet_<N>steps.csv`` (or ``.shardIofK.csv`` per process) — key, wave,
+  supernet_top1, supernet_loss, benchmark_mean_acc, benchmark_flops, network
+* ``fidelity_supernet_<N>steps.json`` — τ and ρ of top-1 and of −loss, the FLOPs-only
+  baseline on the same keys, config, timings
+* ``fidelity_supernet_<N>steps.png`` — scatter plot
+* ``fidelity_supernet_<N>steps_waves.jsonl`` — seconds per scored wave
+
+Keys are scored in waves of 150 drawn in a seeded random order, so any number of
+whole waves is a uniform random sample of the 6,561 keys; the summary uses whole
+waves only. Keys that name one network (identities moved to a stage's end) are
+scored once.
+
+Every phase resumes: the supernet is cached (``~/.cache/mnas/supernets``) and
+checkpointed; scores are appended to the CSV as they come.
+
+    python experiments/fidelity_supernet.py                 # train + score + summarise
+    python experiments/fidelity_supernet.py --phase train   # only train (resumable)
+    python experiments/fidelity_supernet.py --archs 1050    # score a uniform sample of keys
+    python experiments/fidelity_supernet.py --shard 0/2 & python experiments/fidelity_supernet.py --shard 1/2
+    python experiments/fidelity_supernet.py --steps 700     # the shorter-trained supernet
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+RESULTS = REPO / "experiments" / "results"
+BENCH = REPO.parent / "shared" / "data" / "nas_bench_macro" / "nas-bench-macro_cifar10.json"
+
+# The budget: 2 CPU cores shared by ~8 processes of 5 engineers (load average ~10), so one
+# process gets a quarter to a third of a core. 1400 steps of 64 images (90k images, ~1.9 epochs
+# of the 48k training split) at 16x16 input (CIFAR-10 downscaled 2x: 4x cheaper than 32x32),
+# scoring at 16x16 too; ~30 min of training here.
+CONFIG = dict(steps=1400, batch=64, sampling="uniform", lr=0.05, weight_decay=4e-5, label_smoothing=0.1,
+              warmup_steps=50, val_size=2000, low_res=16, low_res_fraction=1.0, seed=0, checkpoint_every=50)
+DATASET = "cifar10-folder"
+
+
+def config():
+    from mnas.accuracy.supernet_train import SupernetConfig
+
+    return SupernetConfig(**CONFIG)
+
+
+def set_outputs(steps: int) -> None:
+    """Output files named by the training length, so runs of different budgets sit side by side."""
+    global CSV, SUMMARY, PNG, WAVES_LOG
+    stem = RESULTS / f"fidelity_supernet_{steps}steps"
+    CSV, SUMMARY, PNG = stem.with_suffix(".csv"), stem.with_suffix(".json"), stem.with_suffix(".png")
+    WAVES_LOG = Path(f"{stem}_waves.jsonl")
+
+
+def phase_train(space, data_dir=None) -> Path:
+    from mnas.accuracy.supernet import ensure_trained
+
+    return ensure_trained(space, DATASET, data_dir, config())
+
+
+SCORING = dict(calib_batches=2, calib_batch_size=64, val_images=1000, seed=0)
+CSV = RESULTS / "fidelity_supernet.csv"
+SUMMARY = RESULTS / "fidelity_supernet.json"
+PNG = RESULTS / "fidelity_supernet.png"
+WAVES_LOG = RESULTS / "fidelity_supernet_waves.jsonl"
+
+
+def load_benchmark() -> dict:
+    if not BENCH.is_file():
+        raise SystemExit(f"NAS-Bench-Macro table {BENCH} is absent (see ../shared/data/README.md)")
+    return json.loads(BENCH.read_text())
+
+
+def waves(keys: list[str], size: int, seed: int = 0) -> list[list[str]]:
+    """The keys in a seeded random order, cut into waves: any number of whole waves is a uniform sample."""
+    import random
+
+    order = sorted(keys)
+    random.Random(seed).shuffle(order)
+    return [order[i : i + size] for i in range(0, len(order), size)]
+
+
+def shard_csv(shard: int, shards: int) -> Path:
+    return CSV if shards == 1 else CSV.with_name(f"{CSV.stem}.shard{shard}of{shards}.csv")
+
+
+def read_scores():
+    """All scored rows: the CSV and any shard CSVs beside it."""
+    import pandas as pd
+
+    files = [f for f in [CSV, *sorted(CSV.parent.glob(f"{CSV.stem}.shard*.csv"))] if f.exists()]
+    return pd.concat([pd.read_csv(f, dtype={"key": str}) for f in files], ignore_index=True).drop_duplicates("key")
+
+
+def phase_score(space, path: Path, bench: dict, max_archs: int, wave_size: int, minutes: float, data_dir=None,
+                shard: int = 0, shards: int = 1) -> None:
+    """Score keys wave by wave, appending rows to the CSV (a restart skips scored keys).
+
+    With ``shards > 1`` this process takes waves ``shard, shard + shards, ...`` and
+    writes its own CSV beside the main one (several processes share the work).
+    """
+    import csv
+
+    from mnas.accuracy.supernet import make_scorer
+    from mnas.accuracy.supernet_net import subnet_arch
+    from mnas.accuracy.supernet_train import load_supernet
+
+    supernet, record = load_supernet(space, path)
+    scorer = make_scorer(supernet, record, DATASET, data_dir, **SCORING)
+    out_csv = shard_csv(shard, shards)
+    done = set()
+    for f in [CSV, *CSV.parent.glob(f"{CSV.stem}.shard*.csv")]:
+        if f.exists():
+            with open(f) as fh:
+                done |= {row["key"] for row in csv.DictReader(fh)}
+    new = not out_csv.exists()
+    t_end = time.time() + minutes * 60
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    with open(out_csv, "a", newline="") as f:
+        w = csv.writer(f)
+        if new:
+            w.writerow(["key", "wave", "supernet_top1", "supernet_loss", "benchmark_mean_acc", "benchmark_flops", "network"])
+        for wi, wave in enumerate(waves(list(bench), wave_size)[: max(1, -(-max_archs // wave_size))]):
+            if wi % shards != shard:
+                continue
+            todo = [k for k in wave if k not in done]
+            if not todo:
+                continue
+            if time.time() > t_end:
+                print(f"time budget of {minutes} min spent: stopping before wave {wi}", flush=True)
+                break
+            # one score per distinct network (identities moved to a stage's end make keys coincide)
+            by_net: dict = {}
+            for k in todo:
+                arch = subnet_arch(space, space.decode_string(k))
+                by_net.setdefault(arch.key, (arch, []))[1].append(k)
+            archs = [a for a, _ in by_net.values()]
+            groups = [ks for _, ks in by_net.values()]
+            t0 = time.time()
+
+            def write(i, r, wi=wi):
+                for k in groups[i]:
+                    net = space.decode(space.decode_string(k))
+                    w.writerow([k, wi, f"{r['top1']:.2f}", f"{r['loss']:.5f}", bench[k]["mean_acc"], bench[k]["flops"], str(net)])
+                f.flush()
+
+            scorer.score_many(archs, callback=write)
+            dt = time.time() - t0
+            print(f"wave {wi}: {len(todo)} keys, {len(archs)} networks, {dt:.0f} s", flush=True)
+            with open(WAVES_LOG, "a") as lf:
+                lf.write(json.dumps({"wave": wi, "keys": len(todo), "networks": len(archs), "seconds": round(dt, 1)}) + "\n")
+
+
+def summarise(path: Path, wall: dict) -> dict:
+    import pandas as pd
+    import torch
+    from scipy.stats import kendalltau, spearmanr
+
+    df = read_scores()
+    # only whole waves: together they are a uniform random sample of the benchmark's keys
+    all_waves = waves(list(load_benchmark()), WAVE)
+    sizes = df.groupby("wave")["key"].transform("count")
+    d = df[sizes == df["wave"].map(lambda w: len(all_waves[w]))]
+    record = torch.load(path, weights_only=False)
+    wave_log = [json.loads(line) for line in WAVES_LOG.read_text().splitlines()] if WAVES_LOG.exists() else []
+    out = {
+        "keys_scored": int(len(d)),
+        "distinct_networks": int(d["network"].nunique()),
+        "benchmark_keys": 6561,
+        "kendall_tau_top1": float(kendalltau(d["supernet_top1"], d["benchmark_mean_acc"]).statistic),
+        "spearman_rho_top1": float(spearmanr(d["supernet_top1"], d["benchmark_mean_acc"]).statistic),
+        "kendall_tau_neg_loss": float(kendalltau(-d["supernet_loss"], d["benchmark_mean_acc"]).statistic),
+        "spearman_rho_neg_loss": float(spearmanr(-d["supernet_loss"], d["benchmark_mean_acc"]).statistic),
+        "baseline_kendall_tau_flops": float(kendalltau(d["benchmark_flops"], d["benchmark_mean_acc"]).statistic),
+        "baseline_spearman_rho_flops": float(spearmanr(d["benchmark_flops"], d["benchmark_mean_acc"]).statistic),
+        "supernet_top1_mean": float(d["supernet_top1"].mean()),
+        "supernet_top1_range": [float(d["supernet_top1"].min()), float(d["supernet_top1"].max())],
+        "train_config": record.get("config"),
+        "train_seconds": record.get("train_seconds"),
+        "scoring": SCORING,
+        "dataset": DATASET,
+        "supernet_file": str(path),
+        "scoring_seconds_total": round(sum(w["seconds"] for w in wave_log), 1),
+        "scoring_seconds_per_network": round(sum(w["seconds"] for w in wave_log) / max(1, sum(w["networks"] for w in wave_log)), 3),
+        "torch_threads": torch.get_num_threads(),
+        "wall_seconds_this_call": wall,
+    }
+    SUMMARY.write_text(json.dumps(out, indent=2, default=str) + "\n")
+    return out
+
+
+def plot(summary: dict) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import pandas as pd
+
+    df = read_scores()
+    fig, ax = plt.subplots(figsize=(5.5, 4.2))
+    ax.scatter(df["benchmark_mean_acc"], df["supernet_top1"], s=5, alpha=0.5)
+    ax.set_xlabel("NAS-Bench-Macro mean top-1 (%), 50 epochs x 3 seeds")
+    ax.set_ylabel("supernet top-1 (%), BN recalibrated")
+    ax.set_title(f"supernet vs benchmark: Kendall tau {summary['kendall_tau_top1']:.3f}, "
+                 f"Spearman rho {summary['spearman_rho_top1']:.3f}\n({summary['keys_scored']} architectures; "
+                 f"FLOPs alone: tau {summary['baseline_kendall_tau_flops']:.3f})", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(PNG, dpi=130)
+
+
+WAVE = 150
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--phase", choices=("train", "score", "summary", "all"), default="all")
+    ap.add_argument("--archs", type=int, default=6561, help="score at most this many keys (uniform sample, whole waves)")
+    ap.add_argument("--shard", default="0/1", help="I/N: this process scores waves I, I+N, ... (run N processes)")
+    ap.add_argument("--minutes", type=float, default=1e9, help="start no new wave after this many minutes of scoring")
+    ap.add_argument("--data-dir", default=None, help="CIFAR-10 image folder or .tar.gz (default: the shared tarball)")
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--steps", type=int, default=CONFIG["steps"], help=f"supernet training steps (default {CONFIG['steps']})")
+    args = ap.parse_args(argv)
+
+    import torch
+
+    torch.set_num_threads(args.threads)
+    CONFIG["steps"] = args.steps
+    set_outputs(args.steps)
+    from mnas.space import load_space
+
+    space = load_space("nasbench_macro")
+    t0 = time.time()
+    path = phase_train(space, args.data_dir)
+    wall = {"train_call": round(time.time() - t0, 1)}
+    print(f"supernet: {path} ({wall['train_call']:.0f} s)", flush=True)
+    if args.phase == "train":
+        return 0
+    if args.phase in ("score", "all"):
+        t1 = time.time()
+        shard, shards = (int(v) for v in args.shard.split("/"))
+        phase_score(space, path, load_benchmark(), args.archs, WAVE, args.minutes, args.data_dir, shard, shards)
+        if shards > 1 and shard != 0:
+            return 0  # shard 0 writes the summary
+        wall["score_call"] = round(time.time() - t1, 1)
+    summary = summarise(path, wall)
+    plot(summary)
+    print(json.dumps({k: v for k, v in summary.items() if "tau" in k or "rho" in k or k == "keys_scored"}, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

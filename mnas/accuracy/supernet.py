@@ -1,0 +1,297 @@
+"""The ``supernet`` accuracy signal: one weight-sharing network trained once, sub-networks scored in seconds.
+
+* :mod:`mnas.accuracy.supernet_net` — the network (:class:`Supernet`,
+  ``supernet(x, sample)``), batch-norm recalibration (:func:`calibrate`) and
+  :func:`extract` (a sub-network as a standalone module with copied weights);
+* :mod:`mnas.accuracy.supernet_train` — training with uniform or sandwich
+  sampling, checkpoints that resume exactly, the on-disk cache
+  ``~/.cache/mnas/supernets/<hash>.pt`` keyed by space, dataset and config;
+* this module — :func:`ensure_trained` (data + training in one call),
+  :class:`SubnetScorer` (recalibrate + validation top-1, one sub-network or a
+  whole batch of them sharing prefixes) and :class:`SupernetEvaluator`, the
+  evaluator interface.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from mnas.accuracy.base import Evaluator
+from mnas.arch import Network
+from mnas.errors import MnasError
+
+
+@dataclass
+class EvalData:
+    """Normalised tensors for scoring: calibration batches (from train) and a fixed validation set."""
+
+    calib: list  # list of float tensors N×C×H×W
+    val_x: object  # float tensor
+    val_y: object  # int64 tensor
+
+
+def load_data(dataset: str, data_dir=None, val_size: int = 2000, seed: int = 0, train_size: int | None = None):
+    """``(ArrayDataset, train Split, val Split)`` through :mod:`mnas.data` (decoded once, cached as arrays)."""
+    from mnas.data import load_dataset
+
+    ds = load_dataset(dataset, data_dir)
+    tr, va = ds.split(val_size, seed=seed, train_size=train_size)
+    return ds, tr, va
+
+
+def ensure_trained(space, dataset: str = "cifar10-folder", data_dir=None, config=None, out=None,
+                   progress: bool = True, stop_after: int | None = None) -> Path:
+    """Train the supernet of ``space`` on ``dataset`` unless its cache file exists; return the file.
+
+    The default file is ``~/.cache/mnas/supernets/<hash of space, dataset, config>.pt``;
+    an interrupted training resumes from ``<file>.ckpt``.
+    """
+    from mnas.accuracy.supernet_train import SupernetConfig, default_path, train_supernet
+
+    config = config or SupernetConfig()
+    ds, tr, _ = load_data(dataset, data_dir, config.val_size, config.seed, config.train_size)
+    path = Path(out) if out else default_path(space, dataset, config, ds.num_classes)
+    meta = {"space": getattr(space, "name", "?"), "dataset": dataset, "train_images": len(tr),
+            "mean": list(ds.mean), "std": list(ds.std)}
+    return train_supernet(space, tr.x, tr.y, config, path, num_classes=ds.num_classes, mean=ds.mean, std=ds.std,
+                          hflip=ds.hflip, stop_after=stop_after, progress=progress, meta=meta)
+
+
+# --------------------------------------------------------------------------- scoring sub-networks
+
+
+class SubnetScorer:
+    """Scores sub-networks of a trained supernet: BN recalibration on ``calib`` batches + top-1 on ``val``.
+
+    :meth:`score` does one sub-network exactly as :func:`calibrate` + a forward
+    pass would. :meth:`score_many` gives the same numbers for many at once by
+    walking them in prefix order: every batch-norm statistic and activation
+    depends only on the layers before it, so sub-networks sharing their first
+    layers share that work (a stem + stage-1 computed once for hundreds of
+    NAS-Bench-Macro networks).
+    """
+
+    def __init__(self, supernet, calib: Sequence, val_x, val_y, chunk: int = 500):
+        self.supernet = supernet.eval()
+        self.calib = list(calib)
+        self.val_x, self.val_y = val_x, val_y
+        self.chunk = chunk
+
+    # one step (stem, a layer, or the head) applied to the calibration batches, then to val
+    def _apply(self, fn, calib_in: list, val_in):
+        import torch
+
+        from mnas.accuracy.supernet_net import BNStats
+
+        with torch.no_grad():
+            bn = BNStats()
+            calib_out = [fn(x, bn) for x in calib_in]
+            bn.freeze()
+            val_out = torch.cat([fn(val_in[i : i + self.chunk], bn) for i in range(0, len(val_in), self.chunk)])
+        return calib_out, val_out
+
+    def _steps(self, arch):
+        sn = self.supernet
+        steps = [(("stem", arch.stem), lambda x, bn: sn.run_stem(x, arch, bn))]
+        for pos, lay in arch.layers:
+            steps.append(((pos, lay), lambda x, bn, p=pos, l=lay: sn.run_layer(x, p, l, bn)))
+        return steps
+
+    def _finish(self, arch, calib_in, val_in) -> dict:
+        import torch
+        import torch.nn.functional as F
+
+        _, logits = self._apply(lambda x, bn: self.supernet.run_head(x, arch, bn), calib_in, val_in)
+        with torch.no_grad():
+            loss = float(F.cross_entropy(logits, self.val_y))
+            top1 = float((logits.argmax(1) == self.val_y).float().mean()) * 100.0
+        return {"top1": top1, "loss": loss}
+
+    def score(self, arch) -> dict:
+        calib_in, val_in = self.calib, self.val_x
+        for _, fn in self._steps(arch):
+            calib_in, val_in = self._apply(fn, calib_in, val_in)
+        return self._finish(arch, calib_in, val_in)
+
+    def score_many(self, archs: Sequence, progress: bool = True, callback=None) -> list[dict]:
+        """Scores of ``archs`` (in their order); ``callback(i, result)`` as each one finishes."""
+        order = sorted(range(len(archs)), key=lambda i: repr([k for k, _ in self._steps(archs[i])]))
+        results: list[dict | None] = [None] * len(archs)
+        stack: list[tuple] = []  # (step key, calib acts, val acts)
+        bar = None
+        if progress:
+            from tqdm import tqdm
+
+            bar = tqdm(total=len(archs), desc="scoring", unit="net", dynamic_ncols=True)
+        for i in order:
+            steps = self._steps(archs[i])
+            common = 0
+            while common < min(len(stack), len(steps)) and stack[common][0] == steps[common][0]:
+                common += 1
+            del stack[common:]
+            for key, fn in steps[common:]:
+                calib_in, val_in = (stack[-1][1], stack[-1][2]) if stack else (self.calib, self.val_x)
+                stack.append((key, *self._apply(fn, calib_in, val_in)))
+            results[i] = self._finish(archs[i], stack[-1][1], stack[-1][2])
+            if callback is not None:
+                callback(i, results[i])
+            if bar is not None:
+                bar.update(1)
+        if bar is not None:
+            bar.close()
+        return results
+
+
+def trained_resolution(record: dict) -> int | None:
+    """The input size a supernet finished training at (None: the dataset's own)."""
+    cfg = record.get("config", {})
+    if cfg.get("low_res") and cfg.get("low_res_fraction", 0.0) >= 1.0:
+        return int(cfg["low_res"])
+    return None
+
+
+def make_scorer(supernet, record: dict, dataset: str, data_dir=None, calib_batches: int = 2,
+                calib_batch_size: int = 64, val_images: int = 1000, seed: int = 0,
+                resolution: int | None = None) -> SubnetScorer:
+    """A :class:`SubnetScorer` on the held-out split the supernet was trained without.
+
+    ``resolution``: score at this input size (images resized as in training);
+    default: the size the supernet was trained at.
+    """
+    import torch
+    import torch.nn.functional as F
+
+    from mnas.accuracy.supernet_train import to_tensor
+
+    cfg = record.get("config", {})
+    ds, tr, va = load_data(dataset, data_dir, cfg.get("val_size", 2000), cfg.get("seed", 0), cfg.get("train_size"))
+    if ds.num_classes != record.get("num_classes", ds.num_classes):
+        raise MnasError(f"dataset {dataset} has {ds.num_classes} classes but the supernet was trained for "
+                        f"{record['num_classes']}")
+    g = torch.Generator().manual_seed(seed)
+    idx = torch.randperm(len(tr), generator=g)[: calib_batches * calib_batch_size].numpy()
+    calib = [to_tensor(tr.x[idx[i : i + calib_batch_size]], ds.mean, ds.std)
+             for i in range(0, len(idx), calib_batch_size)]
+    # a fixed random subset of the held-out split (the split itself is ordered by class)
+    vidx = np.sort(torch.randperm(len(va), generator=g)[: min(val_images, len(va))].numpy())
+    val_x = to_tensor(va.x[vidx], ds.mean, ds.std)
+    val_y = torch.from_numpy(np.asarray(va.y[vidx], dtype=np.int64))
+    res = resolution or trained_resolution(record)
+    if res and res != ds.resolution:
+        def resize(t):
+            return F.interpolate(t, size=res, mode="bilinear", antialias=True, align_corners=False)
+
+        calib, val_x = [resize(c) for c in calib], resize(val_x)
+    return SubnetScorer(supernet, calib, val_x, val_y)
+
+
+# --------------------------------------------------------------------------- the evaluator
+
+
+class SupernetEvaluator(Evaluator):
+    """Scores architectures of ``space`` with a trained supernet (BN recalibration + held-out top-1).
+
+    ``checkpoint``: a file written by ``mnas supernet train`` (default: the cache
+    entry of the default :class:`~mnas.accuracy.supernet_train.SupernetConfig`
+    for ``space`` and ``dataset``). Validation images are the supernet's own
+    held-out split (never seen in training); ``val_images`` of them are used,
+    with ``calib_batches`` × ``calib_batch_size`` training images for the batch
+    norm statistics. ``evaluate(net, sample)`` needs the space's sample, or a
+    space small enough (≤ 3,000 members) to find the sample of ``net``.
+    """
+
+    name = "supernet"
+
+    def __init__(self, space=None, checkpoint: str | Path | None = None, dataset: str = "cifar10-folder",
+                 data_dir: str | Path | None = None, calib_batches: int = 2, calib_batch_size: int = 64,
+                 val_images: int = 1000, resolution: int | None = None, seed: int = 0, threads: int | None = None,
+                 cache: str | Path | None = None):
+        super().__init__(space, cache)
+        if self.space is None:
+            raise MnasError("supernet evaluator needs a search space (--space NAME)")
+        if calib_batches < 1 or calib_batch_size < 2 or val_images < 1:
+            raise MnasError("supernet evaluator: calib_batches >= 1, calib_batch_size >= 2 and val_images >= 1 please")
+        import torch
+
+        from mnas.accuracy.supernet_train import SupernetConfig, default_path, load_supernet
+
+        if threads:
+            torch.set_num_threads(threads)
+        if checkpoint is None:
+            ds, _, _ = load_data(dataset, data_dir)
+            checkpoint = default_path(self.space, dataset, SupernetConfig(), ds.num_classes)
+            if not checkpoint.exists():
+                raise MnasError(f"no trained supernet for space {self.space.name} on {dataset} at {checkpoint}: run "
+                                f"`mnas supernet train --space {self.space.name} --dataset {dataset}` or pass checkpoint=PATH")
+        self.checkpoint = Path(checkpoint).expanduser()
+        self.supernet, self.record = load_supernet(self.space, self.checkpoint)
+        self.dataset, self.data_dir = dataset, data_dir
+        self.options = dict(calib_batches=calib_batches, calib_batch_size=calib_batch_size, val_images=val_images,
+                            seed=seed, resolution=resolution)
+        self.scorer = make_scorer(self.supernet, self.record, dataset, data_dir, **self.options)
+        self._by_net: dict[str, dict] | None = None
+
+    def config(self) -> dict:
+        st = self.checkpoint.stat()
+        return {"evaluator": self.name, "checkpoint": str(self.checkpoint.resolve()), "size": st.st_size,
+                "mtime": int(st.st_mtime), "dataset": self.dataset, **self.options}
+
+    def sample_of(self, net: Network) -> dict:
+        """The space's sample that decodes to ``net`` (searched once over a small space)."""
+        if self._by_net is None:
+            if self.space.size > 3000:
+                raise MnasError(f"supernet evaluator: give the sample of the network (space {self.space.name} "
+                                f"has {self.space.size:.3g} members, too many to search)")
+            from mnas.accuracy.supernet_net import space_archs
+
+            self._by_net = {}
+            for s in space_archs(self.space):
+                self._by_net.setdefault(str(self.space.decode(s).with_resolution(net.resolution)), s)
+        s = self._by_net.get(str(net))
+        if s is None:
+            raise MnasError(f"supernet evaluator: the network is not a member of space {self.space.name}")
+        return s
+
+    def _evaluate(self, net: Network, sample: dict | None) -> dict:
+        from mnas.accuracy.supernet_net import subnet_arch
+
+        t0 = time.perf_counter()
+        arch = subnet_arch(self.space, sample if sample is not None else self.sample_of(net))
+        r = self.scorer.score(arch)
+        return {**r, "cost_s": time.perf_counter() - t0, "val_images": len(self.scorer.val_y)}
+
+    def evaluate_many(self, nets, samples=None) -> list[dict]:
+        """Like :meth:`evaluate` for each, sharing the work of common prefixes (same numbers)."""
+        from mnas.accuracy.supernet_net import subnet_arch
+
+        samples = samples if samples is not None else [None] * len(nets)
+        out: list[dict | None] = [None] * len(nets)
+        todo = []
+        for i, (n, s) in enumerate(zip(nets, samples)):
+            if n is None:
+                n = self.space.decode(s)
+            hit = self.cache.get(self.cache_key(n, s))
+            if hit is not None:
+                self.cache_hits += 1
+                out[i] = {**hit, "cached": True}
+            else:
+                todo.append((i, n, s if s is not None else self.sample_of(n)))
+        if todo:
+            t0 = time.perf_counter()
+            results = self.scorer.score_many([subnet_arch(self.space, s) for _, _, s in todo], progress=len(todo) > 1)
+            each = (time.perf_counter() - t0) / len(todo)
+            for (i, n, s), r in zip(todo, results):
+                # cost_s: the batch's time shared equally (prefix sharing makes each cheaper than alone)
+                self.cache.put(self.cache_key(n, s), {**r, "cost_s": each, "evaluator": self.name,
+                                                     "val_images": len(self.scorer.val_y)},
+                               evaluator=self.name, arch=str(n))
+                self.evaluations += 1
+                out[i] = {**r, "cost_s": each, "evaluator": self.name, "cached": False,
+                          "val_images": len(self.scorer.val_y)}
+        return out

@@ -1,0 +1,281 @@
+"""Training a supernet once: uniform or sandwich sampling, SGD + cosine, exact resume.
+
+:func:`train_supernet` trains the :class:`~mnas.accuracy.supernet_net.Supernet`
+of a space on a dataset and writes ``<cache>/supernets/<hash>.pt``, where the
+hash covers the space (its choices and every layer it can produce), the
+dataset and the :class:`SupernetConfig`. A checkpoint (model, optimizer,
+sampler RNG, data RNG, step) is written every ``checkpoint_every`` steps next to
+it (``<hash>.ckpt.pt``); a killed training restarted with the same arguments
+continues from there and ends with the same weights as an uninterrupted run.
+
+Every step draws its architecture(s) from a ``random.Random`` and its batch and
+augmentation from a ``torch.Generator`` whose states are checkpointed, so the
+run depends only on the seed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import math
+import os
+import random
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from mnas.accuracy.supernet_net import Supernet, SubnetArch, subnet_arch
+from mnas.errors import MnasError
+
+SAMPLINGS = ("uniform", "sandwich")
+
+
+@dataclass(frozen=True)
+class SupernetConfig:
+    """Everything that changes the trained weights (hashed into the cache key)."""
+
+    steps: int = 2000  # optimizer steps (each: one architecture, or largest + smallest + random)
+    batch: int = 64
+    sampling: str = "uniform"
+    lr: float = 0.05
+    momentum: float = 0.9
+    weight_decay: float = 4e-5
+    label_smoothing: float = 0.1
+    warmup_steps: int = 50
+    val_size: int = 2000  # held out from train (stratified): evaluation images
+    train_size: int | None = None  # optional stratified subset of the rest
+    low_res: int = 0  # train at this input size for the first ``low_res_fraction`` of steps (0: never)
+    low_res_fraction: float = 0.0
+    seed: int = 0
+    checkpoint_every: int = 100
+
+    def __post_init__(self) -> None:
+        if self.sampling not in SAMPLINGS:
+            raise MnasError(f"sampling must be one of {', '.join(SAMPLINGS)}, got {self.sampling!r}")
+        if self.steps < 1 or self.batch < 2:
+            raise MnasError(f"steps must be >= 1 and batch >= 2 (got steps={self.steps}, batch={self.batch})")
+        if not 0.0 <= self.low_res_fraction <= 1.0:
+            raise MnasError(f"low_res_fraction must be in [0, 1], got {self.low_res_fraction}")
+
+    def hashed(self) -> dict:
+        d = dataclasses.asdict(self)
+        d.pop("checkpoint_every")  # when checkpoints are written does not change the weights
+        return d
+
+
+def cache_root() -> Path:
+    return Path(os.environ.get("MNAS_CACHE") or Path.home() / ".cache" / "mnas").expanduser() / "supernets"
+
+
+def space_fingerprint(space) -> str:
+    """A digest of what a supernet of ``space`` holds: choice names/options and every layer shape."""
+    parts = [repr([(c.name, c.options) for c in space.choices()])]
+    try:
+        parts.append(repr(sorted(map(repr, space.distinct_layers()))))
+    except (AttributeError, NotImplementedError):
+        pass
+    parts.append(repr(getattr(space, "head", None)))
+    return hashlib.sha1("|".join(parts).encode()).hexdigest()[:16]
+
+
+def run_hash(space, dataset: str, config: SupernetConfig, num_classes: int) -> str:
+    text = json.dumps({"space": space_fingerprint(space), "dataset": dataset, "classes": num_classes,
+                       "config": config.hashed()}, sort_keys=True)
+    return hashlib.sha1(text.encode()).hexdigest()[:16]
+
+
+def default_path(space, dataset: str, config: SupernetConfig, num_classes: int) -> Path:
+    return cache_root() / f"{run_hash(space, dataset, config, num_classes)}.pt"
+
+
+# --------------------------------------------------------------------------- data on tensors
+
+
+def to_tensor(x: np.ndarray, mean, std, channels: int = 3) -> torch.Tensor:
+    """uint8 ``N×H×W×C`` -> normalised float ``N×C×H×W``; one-channel images repeated to ``channels``."""
+    t = torch.from_numpy(np.ascontiguousarray(x)).permute(0, 3, 1, 2).float().div_(255.0)
+    m = torch.tensor(mean, dtype=torch.float32).view(1, -1, 1, 1)
+    s = torch.tensor(std, dtype=torch.float32).view(1, -1, 1, 1)
+    t = (t - m) / s
+    if t.shape[1] == 1 and channels != 1:
+        t = t.expand(-1, channels, -1, -1).contiguous()
+    return t
+
+
+def augment(x: torch.Tensor, gen: torch.Generator, hflip: bool, pad: int = 4) -> torch.Tensor:
+    """Random crop with ``pad`` zero padding and (optionally) horizontal flip, seeded by ``gen``."""
+    n, _, h, w = x.shape
+    xp = F.pad(x, (pad, pad, pad, pad))
+    dy = torch.randint(0, 2 * pad + 1, (n,), generator=gen)
+    dx = torch.randint(0, 2 * pad + 1, (n,), generator=gen)
+    flip = torch.rand(n, generator=gen) < 0.5
+    out = torch.empty_like(x)
+    for i in range(n):
+        img = xp[i, :, dy[i] : dy[i] + h, dx[i] : dx[i] + w]
+        out[i] = img.flip(-1) if hflip and flip[i] else img
+    return out
+
+
+def sample_archs(space, rng: random.Random, sampling: str, extremes: tuple[SubnetArch, SubnetArch]) -> list[SubnetArch]:
+    """The architectures of one step: one uniform sample, or largest + smallest + one uniform (sandwich)."""
+    rand = subnet_arch(space, space.sample(rng))
+    if sampling == "uniform":
+        return [rand]
+    return [extremes[0], extremes[1], rand]
+
+
+def extremes(space) -> tuple[SubnetArch, SubnetArch]:
+    """(largest, smallest) sub-networks by multiply-adds, among each choice's first/last options."""
+    from mnas.counting import count
+
+    cands = []
+    if hasattr(space, "extreme"):
+        cands = [space.extreme("max"), space.extreme("min")]
+    rng = random.Random(12345)
+    cands += [space.sample(rng) for _ in range(200)]
+    scored = sorted(cands, key=lambda s: count(space.decode(s), 10).madds)
+    return subnet_arch(space, scored[-1]), subnet_arch(space, scored[0])
+
+
+# --------------------------------------------------------------------------- training
+
+
+@dataclass
+class TrainState:
+    step: int = 0
+    losses: list = field(default_factory=list)
+    seconds: float = 0.0
+
+
+def _lr_at(step: int, cfg: SupernetConfig) -> float:
+    if step < cfg.warmup_steps:
+        return cfg.lr * (step + 1) / cfg.warmup_steps
+    t = (step - cfg.warmup_steps) / max(1, cfg.steps - cfg.warmup_steps)
+    return 0.5 * cfg.lr * (1.0 + math.cos(math.pi * min(1.0, t)))
+
+
+def make_optimizer(supernet: Supernet, cfg: SupernetConfig) -> torch.optim.Optimizer:
+    decay, no_decay = [], []
+    for name, p in supernet.named_parameters():
+        (no_decay if p.dim() <= 1 else decay).append(p)
+    return torch.optim.SGD(
+        [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
+        lr=cfg.lr, momentum=cfg.momentum, nesterov=True,
+    )
+
+
+def train_supernet(
+    space,
+    images: np.ndarray,
+    labels: np.ndarray,
+    config: SupernetConfig,
+    out: str | Path,
+    *,
+    num_classes: int,
+    mean: tuple,
+    std: tuple,
+    hflip: bool = True,
+    stop_after: int | None = None,
+    progress: bool = True,
+    meta: dict | None = None,
+) -> Path:
+    """Train (or resume) the supernet of ``space`` on uint8 ``N×H×W×C`` images; write it to ``out``.
+
+    ``out`` is the final file; ``<out>.ckpt`` holds the resumable checkpoint.
+    ``stop_after`` ends the process early at that step (after checkpointing it),
+    as a kill would: call again to continue. Returns ``out``.
+    """
+    out = Path(out)
+    if out.exists():
+        return out
+    out.parent.mkdir(parents=True, exist_ok=True)
+    ckpt = out.with_suffix(".ckpt")
+    torch.manual_seed(config.seed)
+    supernet = Supernet.from_space(space, num_classes)
+    opt = make_optimizer(supernet, config)
+    rng = random.Random(config.seed)
+    gen = torch.Generator().manual_seed(config.seed)
+    state = TrainState()
+    if ckpt.exists():
+        saved = torch.load(ckpt, weights_only=False)
+        supernet.load_state_dict(saved["model"])
+        opt.load_state_dict(saved["optimizer"])
+        rng.setstate(saved["rng"])
+        gen.set_state(saved["gen"])
+        state = saved["state"]
+    ext = extremes(space) if config.sampling == "sandwich" else None
+    n = len(labels)
+    train_y = torch.from_numpy(np.asarray(labels, dtype=np.int64))
+    low_until = int(config.low_res_fraction * config.steps) if config.low_res else 0
+    bar = None
+    if progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=config.steps, initial=state.step, desc="supernet", unit="step", dynamic_ncols=True)
+    supernet.train()
+    t0 = time.perf_counter()
+    while state.step < config.steps:
+        idx = torch.randint(0, n, (config.batch,), generator=gen)
+        xb = augment(to_tensor(images[idx.numpy()], mean, std), gen, hflip)
+        yb = train_y[idx]
+        if state.step < low_until:
+            xb = F.interpolate(xb, size=config.low_res, mode="bilinear", antialias=True, align_corners=False)
+        for g in opt.param_groups:
+            g["lr"] = _lr_at(state.step, config)
+        opt.zero_grad(set_to_none=True)
+        total = 0.0
+        for arch in sample_archs(space, rng, config.sampling, ext):
+            loss = F.cross_entropy(supernet.run(xb, arch), yb, label_smoothing=config.label_smoothing)
+            loss.backward()
+            total += loss.item()
+        torch.nn.utils.clip_grad_norm_(supernet.parameters(), 5.0)
+        opt.step()
+        state.step += 1
+        state.losses.append(total)
+        if bar is not None:
+            bar.update(1)
+            bar.set_postfix(loss=f"{sum(state.losses[-20:]) / len(state.losses[-20:]):.3f}")
+        last = state.step == config.steps
+        if state.step % config.checkpoint_every == 0 or last or state.step == stop_after:
+            state.seconds += time.perf_counter() - t0
+            t0 = time.perf_counter()
+            _atomic_save({"model": supernet.state_dict(), "optimizer": opt.state_dict(), "rng": rng.getstate(),
+                          "gen": gen.get_state(), "state": state}, ckpt)
+        if state.step == stop_after and not last:
+            if bar is not None:
+                bar.close()
+            return ckpt
+    if bar is not None:
+        bar.close()
+    _atomic_save({"model": supernet.state_dict(), "config": dataclasses.asdict(config), "num_classes": num_classes,
+                  "losses": state.losses, "train_seconds": state.seconds, "meta": meta or {}}, out)
+    ckpt.unlink(missing_ok=True)
+    return out
+
+
+def _atomic_save(obj, path: Path) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+
+
+def load_supernet(space, path: str | Path) -> tuple[Supernet, dict]:
+    """A trained supernet of ``space`` from ``path`` (written by :func:`train_supernet`) and its record."""
+    path = Path(path).expanduser()
+    if not path.is_file():
+        raise MnasError(f"supernet checkpoint {path} does not exist (train one with `mnas supernet train`)")
+    saved = torch.load(path, weights_only=False)
+    if "model" not in saved or "num_classes" not in saved:
+        raise MnasError(f"{path} is not a finished supernet (an unfinished checkpoint? finish `mnas supernet train`)")
+    supernet = Supernet.from_space(space, saved["num_classes"])
+    try:
+        supernet.load_state_dict(saved["model"])
+    except RuntimeError as e:
+        raise MnasError(f"{path} does not fit the space {getattr(space, 'name', '?')} "
+                        f"(trained on another space?): {str(e).splitlines()[0]}") from None
+    return supernet, saved

@@ -1,0 +1,302 @@
+"""The weight-sharing supernet: real sharing, the supernet path equals a standalone built sub-network,
+exact checkpoint resume, and the evaluator contract (tiny spaces, random or bundled data)."""
+
+from __future__ import annotations
+
+import random
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from mnas.accuracy.supernet_net import (  # noqa: E402
+    BNStats,
+    Supernet,
+    calibrate,
+    extract,
+    subnet_arch,
+)
+from mnas.arch import Act, Bneck, Conv  # noqa: E402
+from mnas.errors import MnasError  # noqa: E402
+from mnas.space import load_space  # noqa: E402
+
+TOY = """
+name: toy
+resolution: 16
+mode: layer
+stem: {out: 8, kernel: 3, stride: 1, act: re}
+stages:
+  - name: s1
+    out: 16
+    stride: 2
+    depth: 1
+    choices: {kernel: [3, 5, 7], expand: [3, 6], se: [false, true], act: [re, hs]}
+  - name: s2
+    out: 24
+    stride: 2
+    depth: 2
+    block: [{op: skip}, {op: ir, kernel: 3, expand: 3}, {op: ir, kernel: 7, expand: 6}]
+    choices: {width: [0.5, 1.0], depth: [-1, 0]}
+head: {conv: 32, conv_act: hs, dropout: 0.0}
+"""
+
+
+@pytest.fixture(scope="module")
+def toy(tmp_path_factory):
+    p = tmp_path_factory.mktemp("space") / "toy.yaml"
+    p.write_text(TOY)
+    return load_space(p)
+
+
+@pytest.fixture(scope="module")
+def toy_supernet(toy):
+    torch.manual_seed(0)
+    assert toy.size == 864  # small enough to enumerate: the widest shapes are exact
+    sn = Supernet.from_space(toy, num_classes=10)
+    with torch.no_grad():  # move BN affines and SE biases off their trivial init so the checks can fail
+        for p in sn.parameters():
+            p.add_(0.1 * torch.randn_like(p))
+    return sn
+
+
+def _sample_with(space, rng, **fixed):
+    s = space.sample(rng)
+    s.update(fixed)
+    return s
+
+
+def test_kernel_and_expansion_sharing(toy, toy_supernet):
+    s = _sample_with(toy, random.Random(1), **{"s1.l1.kernel": 3, "s1.l1.expand": 3})
+    arch = subnet_arch(toy, s)
+    pos, lay = arch.layers[0]
+    assert pos == "s1.l1" and lay.block.kernel == 3 and lay.block.exp == 24  # 8 channels x 3
+    block = toy_supernet.block(pos, lay)
+    assert block.dw.shape[-1] == 7 and block.dw.shape[0] == 48  # widest: kernel 7, 8 x 6 channels
+    model = extract(toy_supernet, arch, resolution=16)
+    ir = model.blocks[0]
+    # kernel 3 = centre 3x3 of the shared 7x7 tensor, first 24 channels
+    assert torch.equal(ir.depthwise[0].weight, block.dw.detach()[:24, :, 2:5, 2:5])
+    assert torch.equal(ir.expand[0].weight, block.expand.detach()[:24, :8])
+    assert torch.equal(ir.project[0].weight, block.project.detach()[:16, :24])
+    # kernel 5 of the same position: the centre 5x5 of the same tensor
+    arch5 = subnet_arch(toy, {**s, "s1.l1.kernel": 5})
+    w5 = extract(toy_supernet, arch5, resolution=16).blocks[0].depthwise[0].weight
+    assert torch.equal(w5, block.dw.detach()[:24, :, 1:6, 1:6])
+    assert torch.equal(w5[:, :, 1:4, 1:4], ir.depthwise[0].weight)
+
+
+def test_forward_shapes_for_sampled_archs(toy, toy_supernet):
+    rng = random.Random(0)
+    x = torch.randn(3, 3, 16, 16)
+    for _ in range(6):
+        assert toy_supernet(x, toy.sample(rng)).shape == (3, 10)
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_subnetwork_equals_standalone_built_model(toy, toy_supernet, seed):
+    """Strong check: mnas.model.build(net) with copied weights computes what the supernet path computes."""
+    rng = random.Random(seed)
+    sample = toy.sample(rng)
+    if seed == 0:  # make sure SE, h-swish and a reduced width are covered
+        sample.update({"s1.l1.se": True, "s1.l1.act": "hs", "s2.width": 0.5})
+    arch = subnet_arch(toy, sample)
+    g = torch.Generator().manual_seed(seed)
+    calib = [torch.randn(8, 3, 16, 16, generator=g) for _ in range(2)]
+    x = torch.randn(4, 3, 16, 16, generator=g)
+    bn = calibrate(toy_supernet, arch, calib)
+    model = extract(toy_supernet, arch, bn, resolution=16)
+    assert str(model.arch) == str(toy.decode(sample).with_resolution(16).replace(head=model.arch.head))
+    with torch.no_grad():
+        model.eval()
+        assert torch.allclose(toy_supernet.run(x, arch, bn), model(x), atol=1e-4, rtol=1e-4)
+        model.train()  # batch statistics on both sides
+        assert torch.allclose(toy_supernet.run(x, arch), model(x), atol=1e-4, rtol=1e-4)
+
+
+def test_calibrated_statistics_are_batch_averages(toy, toy_supernet):
+    arch = subnet_arch(toy, toy.sample(random.Random(3)))
+    a, b = torch.randn(8, 3, 16, 16), torch.randn(8, 3, 16, 16)
+    stem_w = toy_supernet.stem.weight.detach()[:8, :3]
+    y = [torch.nn.functional.conv2d(t, stem_w, padding=1) for t in (a, b)]
+    expected = (y[0].mean((0, 2, 3)) + y[1].mean((0, 2, 3))) / 2
+    bn = calibrate(toy_supernet, arch, [a, b])
+    assert torch.allclose(bn.stats["stem"][0], expected, atol=1e-5)
+
+
+def test_uncalibrated_statistics_are_an_error(toy, toy_supernet):
+    arch = subnet_arch(toy, toy.sample(random.Random(0)))
+    with pytest.raises(MnasError, match="no calibrated statistics"):
+        toy_supernet.run(torch.randn(2, 3, 16, 16), arch, BNStats().freeze())
+
+
+def test_nasbench_macro_identity_layers():
+    sp = load_space("nasbench_macro")
+    # identity first in a stage: a 1x1 stride-2 conv + BN; identities later in a stage moved to its end
+    a = subnet_arch(sp, sp.decode_string("01102100"))
+    b = subnet_arch(sp, sp.decode_string("01120100"))
+    assert a.key == b.key
+    pos, lay = a.layers[0]
+    assert pos == "s1.l1" and isinstance(lay.block, Conv) and lay.block.kernel == 1 and lay.block.stride == 2
+    assert a.layers[2][1].block.stride == 2 and a.layers[3][1].block.kernel == 5
+    assert lay.block.act is Act.NONE
+    assert [p for p, _ in a.layers] == ["s1.l1", "s1.l2", "s2.l1", "s2.l2", "s3.l1"]
+    assert isinstance(a.layers[1][1].block, Bneck) and a.layers[1][1].block.exp == 192
+
+
+def test_nasbench_macro_supernet_matches_built_model():
+    sp = load_space("nasbench_macro")
+    torch.manual_seed(0)
+    sn = Supernet.from_space(sp, 10)
+    arch = subnet_arch(sp, sp.decode_string("02012100"))
+    calib = [torch.randn(4, 3, 8, 8)]
+    bn = calibrate(sn, arch, calib)
+    model = extract(sn, arch, bn, resolution=8).eval()
+    x = torch.randn(2, 3, 8, 8)
+    with torch.no_grad():
+        assert torch.allclose(sn.run(x, arch, bn), model(x), atol=1e-4, rtol=1e-4)
+
+
+def test_batched_scoring_equals_one_by_one(toy, toy_supernet):
+    from mnas.accuracy.supernet import SubnetScorer
+
+    g = torch.Generator().manual_seed(0)
+    calib = [torch.randn(8, 3, 16, 16, generator=g) for _ in range(2)]
+    vx, vy = torch.randn(20, 3, 16, 16, generator=g), torch.randint(0, 10, (20,), generator=g)
+    scorer = SubnetScorer(toy_supernet, calib, vx, vy, chunk=7)
+    rng = random.Random(5)
+    archs = [subnet_arch(toy, toy.sample(rng)) for _ in range(4)]
+    archs.append(subnet_arch(toy, {**toy.sample(rng), **{k: v for k, v in toy.sample(rng).items() if k.startswith("s2")}}))
+    many = scorer.score_many(archs, progress=False)
+    for arch, r in zip(archs, many):
+        one = scorer.score(arch)
+        assert one["loss"] == pytest.approx(r["loss"], rel=1e-5)
+        # and both equal a plain calibrate + forward
+        bn = calibrate(toy_supernet, arch, calib)
+        with torch.no_grad():
+            loss = float(torch.nn.functional.cross_entropy(toy_supernet.run(vx, arch, bn), vy))
+        assert loss == pytest.approx(r["loss"], rel=1e-4)
+
+
+def _tiny_data(n=64, res=8, seed=0):
+    rng = np.random.default_rng(seed)
+    return rng.integers(0, 256, (n, res, res, 3), dtype=np.uint8), rng.integers(0, 10, n).astype(np.int64)
+
+
+def test_checkpoint_resume_is_exact(toy, tmp_path):
+    from mnas.accuracy.supernet_train import SupernetConfig, train_supernet
+
+    x, y = _tiny_data()
+    cfg = SupernetConfig(steps=6, batch=8, checkpoint_every=2, warmup_steps=2, sampling="sandwich")
+    kw = dict(num_classes=10, mean=(0.5, 0.5, 0.5), std=(0.25, 0.25, 0.25), progress=False)
+    full = train_supernet(toy, x, y, cfg, tmp_path / "full.pt", **kw)
+    part = tmp_path / "part.pt"
+    ckpt = train_supernet(toy, x, y, cfg, part, stop_after=3, **kw)  # "killed" after step 3
+    assert ckpt.exists() and not part.exists()
+    assert torch.load(ckpt, weights_only=False)["state"].step == 3
+    train_supernet(toy, x, y, cfg, part, **kw)  # restarted: resumes at step 3
+    a = torch.load(full, weights_only=False)
+    b = torch.load(part, weights_only=False)
+    assert a["losses"] == b["losses"]
+    for k in a["model"]:
+        assert torch.equal(a["model"][k], b["model"][k]), k
+    assert not ckpt.exists()
+    # a second call finds the finished file and trains nothing
+    assert train_supernet(toy, x, y, cfg, part, **kw) == part
+
+
+def test_cache_key_changes_with_config_and_space(toy):
+    from mnas.accuracy.supernet_train import SupernetConfig, run_hash
+
+    h = run_hash(toy, "digits", SupernetConfig(), 10)
+    assert h == run_hash(toy, "digits", SupernetConfig(checkpoint_every=7), 10)
+    assert h != run_hash(toy, "digits", SupernetConfig(steps=3), 10)
+    assert h != run_hash(toy, "cifar10-folder", SupernetConfig(), 10)
+    assert h != run_hash(load_space("nasbench_macro"), "digits", SupernetConfig(), 10)
+
+
+def test_bad_config_is_one_clear_error():
+    from mnas.accuracy.supernet_train import SupernetConfig
+
+    with pytest.raises(MnasError, match="sampling must be one of uniform, sandwich"):
+        SupernetConfig(sampling="greedy")
+
+
+@pytest.fixture(scope="module")
+def digits_supernet(toy, tmp_path_factory, monkeypatch_module):
+    from mnas.accuracy.supernet import ensure_trained
+    from mnas.accuracy.supernet_train import SupernetConfig
+
+    cache = tmp_path_factory.mktemp("mnas-cache")
+    monkeypatch_module.setenv("MNAS_CACHE", str(cache))
+    cfg = SupernetConfig(steps=4, batch=16, val_size=200, warmup_steps=1)
+    return ensure_trained(toy, "digits", config=cfg, progress=False)
+
+
+@pytest.fixture(scope="module")
+def monkeypatch_module():
+    mp = pytest.MonkeyPatch()
+    yield mp
+    mp.undo()
+
+
+def test_evaluator_contract(toy, digits_supernet, tmp_path):
+    from evaluator_contract import check_evaluator_contract
+
+    from mnas.accuracy import get_evaluator
+
+    rng = random.Random(0)
+    samples = [toy.sample(rng) for _ in range(2)]
+    nets = [toy.decode(s) for s in samples]
+
+    def make(cache):
+        return get_evaluator("supernet", space=toy, checkpoint=digits_supernet, dataset="digits",
+                             calib_batches=1, calib_batch_size=16, val_images=50, cache=cache)
+
+    res = check_evaluator_contract(make, nets, tmp_path, samples)
+    assert all(r["val_images"] == 50 for r in res)
+    # the batched path gives the same numbers
+    ev = make(None)
+    many = ev.evaluate_many(nets, samples)
+    assert [r["top1"] for r in many] == [r["top1"] for r in res]
+
+
+def test_evaluator_errors(toy, tmp_path):
+    from mnas.accuracy import get_evaluator
+
+    with pytest.raises(MnasError, match="does not exist"):
+        get_evaluator("supernet", space=toy, checkpoint=tmp_path / "nope.pt", dataset="digits")
+    with pytest.raises(MnasError, match="needs a search space"):
+        get_evaluator("supernet", checkpoint=tmp_path / "nope.pt", dataset="digits")
+
+
+@pytest.fixture
+def cli(monkeypatch):
+    from mnas import cli as mcli
+
+    monkeypatch.setitem(mcli.COMMANDS, "supernet", "mnas.cli.supernet")
+    return mcli.main
+
+
+def test_cli_train_json_and_cache_hit(cli, toy, tmp_path, capsys, monkeypatch):
+    import json
+
+    monkeypatch.setenv("MNAS_CACHE", str(tmp_path / "cache"))
+    space_file = tmp_path / "toy.yaml"
+    space_file.write_text(TOY)
+    argv = ["supernet", "train", "--space", str(space_file), "--dataset", "digits", "--steps", "2", "--batch", "8",
+            "--val-size", "100", "--no-progress", "--json"]
+    assert cli(argv) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["steps"] == 2 and out["supernet"].startswith(str(tmp_path / "cache" / "supernets"))
+    assert cli(argv) == 0  # found in the cache: same file, nothing trained
+    again = json.loads(capsys.readouterr().out)
+    assert again["supernet"] == out["supernet"] and again["train_seconds"] == out["train_seconds"]
+
+
+def test_cli_bad_input_is_one_line_exit_2(cli, capsys):
+    assert cli(["supernet", "train", "--space", "no_such_space", "--dataset", "digits"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "no_such_space" in err[0]
+    assert cli(["supernet", "train", "--space", "nasbench_macro", "--dataset", "digits", "--epochs", "-1"]) == 2
+    assert "--epochs must be positive" in capsys.readouterr().err
