@@ -21,6 +21,18 @@ from mnas.errors import MnasError
 ACC, LAT = "accuracy", "latency_ms"
 
 
+
+def save_figure(fig, out_png: str | Path) -> Path:
+    """Lay out, write (creating the folder) and close a matplotlib figure; returns the path."""
+    import matplotlib.pyplot as plt
+
+    fig.tight_layout()
+    out = Path(out_png)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out)
+    plt.close(fig)
+    return out
+
 def pareto_front(df: pd.DataFrame, acc_col: str = ACC, lat_col: str = LAT) -> pd.DataFrame:
     """Rows no other row beats on both axes (higher ``acc_col``, lower ``lat_col``), by latency.
 
@@ -161,12 +173,7 @@ def plot_pareto(runs, out_png: str | Path, device: str | None = None, *, predict
     ax.set_ylabel("accuracy (%)")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7, loc="lower right")
-    fig.tight_layout()
-    out = Path(out_png)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out)
-    plt.close(fig)
-    return out
+    return save_figure(fig, out_png)
 
 
 def plot_search(run, out_png: str | Path, col: str = "reward") -> Path:
@@ -184,9 +191,4 @@ def plot_search(run, out_png: str | Path, col: str = "reward") -> Path:
     ax.set_ylabel(col)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, loc="lower right")
-    fig.tight_layout()
-    out = Path(out_png)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out)
-    plt.close(fig)
-    return out
+    return save_figure(fig, out_png)

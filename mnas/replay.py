@@ -40,6 +40,7 @@ from typing import Any, Callable
 
 from mnas.arch import Network, load_network, parse_network, save_network
 from mnas.errors import MnasError
+from mnas.plots import save_figure
 
 REPLAYS = ("v3-large", "v3-small")
 
@@ -521,12 +522,7 @@ def plot_replay(points, refs, out_png: str | Path, title: str = "replay") -> Pat
     ax.set_title(title)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, loc="lower right")
-    fig.tight_layout()
-    out = Path(out_png)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out)
-    plt.close(fig)
-    return out
+    return save_figure(fig, out_png)
 
 
 # ---------------------------------------------------------------------------------------------- report

@@ -8,6 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from mnas.errors import MnasError
+from mnas.plots import save_figure
 
 
 def _read(run_dir: str | Path):
@@ -77,9 +78,4 @@ def plot_path(run_dir: str | Path, out_png: str | Path, target_ms: float | None 
     ax.invert_xaxis()
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, loc="best")
-    fig.tight_layout()
-    out = Path(out_png)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out)
-    plt.close(fig)
-    return out
+    return save_figure(fig, out_png)
