@@ -29,7 +29,6 @@ return the plot's data; :func:`plot_replay` only draws them.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import math
 import sys
@@ -39,6 +38,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from mnas.arch import Network, load_network, parse_network, save_network
+from mnas.configs import DictConfig
 from mnas.errors import MnasError
 from mnas.plots import save_figure
 
@@ -77,7 +77,7 @@ BUDGETS: dict[str, Budget] = {
 
 
 @dataclass
-class ReplayConfig:
+class ReplayConfig(DictConfig):
     """Everything that changes a replay's result (saved as ``config.yaml``)."""
 
     replay: str
@@ -119,16 +119,6 @@ class ReplayConfig:
     def space(self) -> str:
         return SPACE[self.replay]
 
-    def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict, where: str = "config") -> "ReplayConfig":
-        names = {f.name for f in dataclasses.fields(cls)}
-        unknown = set(d) - names
-        if unknown:
-            raise MnasError(f"{where}: unknown field(s) {sorted(unknown)} (allowed: {sorted(names)})")
-        return cls(**d)
 
 
 # ---------------------------------------------------------------------------------------------- helpers
@@ -668,7 +658,7 @@ def render_report(run: Replay, summary: dict, points, refs) -> str:
     out.append(f"Replayed: `{final}`  ")
     out.append(f"Published: `{pub}`")
     out.append("")
-    out.append(f"Data: `path.csv` (the path), `redesign.csv`, `references.csv`, "
+    out.append("Data: `path.csv` (the path), `redesign.csv`, `references.csv`, "
                + ("`search/`, " if c.replay == "v3-small" else "") + "`netadapt/path.csv`.")
     return "\n".join(out) + "\n"
 

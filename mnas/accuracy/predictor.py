@@ -29,7 +29,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from mnas.accuracy.base import Evaluator
-from mnas.arch import Act, Bneck, DepthSep, Network
+from mnas.arch import Act, Bneck, Network
 from mnas.errors import MnasError
 
 MODELS_DIR = Path(__file__).resolve().parent / "models"

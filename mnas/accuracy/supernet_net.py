@@ -35,7 +35,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from mnas.arch import Act, Bneck, Conv, DepthSep, Head, Layer, Network
+from mnas.arch import Act, Bneck, Head, Layer, Network
 from mnas.errors import MnasError
 
 BN_EPS = 1e-5

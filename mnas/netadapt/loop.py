@@ -30,7 +30,6 @@ the interrupted step that had already finished.
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import shutil
 import sys
@@ -39,6 +38,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from mnas.arch import Network, load_network, parse_network, save_network
+from mnas.configs import DictConfig
 from mnas.errors import MnasError
 from mnas.netadapt.proposals import (
     MIN_WIDTH,
@@ -47,7 +47,6 @@ from mnas.netadapt.proposals import (
     minimal_network,
     propose,
     residual_groups,
-    slots,
 )
 
 SELECT = ("ratio", "accuracy")
@@ -66,7 +65,7 @@ BUDGETS: dict[str, dict] = {
 
 
 @dataclass
-class NetAdaptConfig:
+class NetAdaptConfig(DictConfig):
     """Everything that changes a run's result (saved as ``config.yaml``)."""
 
     arch: str  # the seed, as a text form
@@ -120,16 +119,6 @@ class NetAdaptConfig:
 
         return DataSpec(self.dataset, self.data_dir, self.image_size, self.val_size, self.train_size, self.seed)
 
-    def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict, where: str = "config") -> "NetAdaptConfig":
-        names = {f.name for f in dataclasses.fields(cls)}
-        unknown = set(d) - names
-        if unknown:
-            raise MnasError(f"{where}: unknown field(s) {sorted(unknown)} (allowed: {sorted(names)})")
-        return cls(**d)
 
 
 def minimum_latency(net: Network, predictor, min_width: int = MIN_WIDTH) -> tuple[float, Network]:
