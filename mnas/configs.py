@@ -13,6 +13,8 @@ T = TypeVar("T", bound="DictConfig")
 class DictConfig:
     """Mixin for dataclass configs saved next to their results (``config.yaml``) and loaded back."""
 
+    _field_noun = "field"  # what an entry is called in error messages ("setting" for searches)
+
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)  # type: ignore[call-overload]
 
@@ -23,7 +25,7 @@ class DictConfig:
         names = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
         unknown = sorted(set(d) - names)
         if unknown:
-            raise MnasError(f"{where}: unknown field(s) {unknown} (allowed: {sorted(names)})")
+            raise MnasError(f"{where}: unknown {cls._field_noun}(s) {unknown} (allowed: {', '.join(sorted(names))})")
         try:
             return cls(**d)
         except TypeError as e:

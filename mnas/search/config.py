@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
+from mnas.configs import DictConfig
 from mnas.errors import MnasError
 
 
 @dataclass
-class SearchConfig:
+class SearchConfig(DictConfig):
     """Everything that defines a search; ``config.yaml`` in the run folder is this, re-runnable."""
+
+    _field_noun = "setting"
 
     target_ms: float | None = None
     space: str = "v3_small"
@@ -70,22 +71,6 @@ class SearchConfig:
         for name in ("evaluator_options", "strategy_options"):
             if not isinstance(getattr(self, name), dict):
                 raise MnasError(f"{name} must be a mapping of option -> value")
-
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict, where: str = "config") -> "SearchConfig":
-        if not isinstance(d, dict):
-            raise MnasError(f"{where}: expected a mapping of search settings")
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(d) - known)
-        if unknown:
-            raise MnasError(f"{where}: unknown setting(s) {unknown} (known: {', '.join(sorted(known))})")
-        try:
-            return cls(**d)
-        except TypeError as e:
-            raise MnasError(f"{where}: {e}") from None
 
     def save(self, path: str | Path) -> Path:
         import yaml
