@@ -59,18 +59,44 @@ def config():
     return SupernetConfig(**CONFIG)
 
 
-def set_outputs(steps: int) -> None:
+def set_outputs(steps: int, tag: str = "") -> None:
     """Output files named by the training length, so runs of different budgets sit side by side."""
     global CSV, SUMMARY, PNG, WAVES_LOG
-    stem = RESULTS / f"fidelity_supernet_{steps}steps"
+    stem = RESULTS / f"fidelity_supernet_{tag}{steps}steps"
     CSV, SUMMARY, PNG = stem.with_suffix(".csv"), stem.with_suffix(".json"), stem.with_suffix(".png")
     WAVES_LOG = Path(f"{stem}_waves.jsonl")
 
 
-def phase_train(space, data_dir=None) -> Path:
+def phase_train(space, data_dir=None, snapshots: tuple[int, ...] = ()) -> Path:
+    """Train (resumably); at each step in ``snapshots`` also write a scoreable copy ``<file>.step<N>.pt``."""
     from mnas.accuracy.supernet import ensure_trained
+    from mnas.accuracy.supernet_train import FORMAT, default_path, space_fingerprint
 
+    import torch
+
+    for n in sorted(snapshots):
+        if n >= config().steps:
+            continue
+        final = default_path(space, DATASET, config(), 10)
+        snap = final.with_name(f"{final.stem}.step{n}.pt")
+        if snap.exists() or final.exists():
+            continue
+        ckpt_path = ensure_trained(space, DATASET, data_dir, config(), stop_after=n)
+        ck = torch.load(ckpt_path, weights_only=True)
+        if ck["state"]["step"] != n:
+            continue  # resumed past it
+        torch.save({"format": FORMAT, "space_fingerprint": space_fingerprint(space), "model": ck["model"],
+                    "config": CONFIG | {"snapshot_step": n}, "num_classes": 10, "losses": ck["state"]["losses"],
+                    "train_seconds": ck["state"]["seconds"], "meta": {"snapshot_of": str(final)}}, snap)
+        print(f"snapshot at step {n}: {snap} ({ck['state']['seconds']:.0f} s of training)", flush=True)
     return ensure_trained(space, DATASET, data_dir, config())
+
+
+def snapshot_path(space, step: int) -> Path:
+    from mnas.accuracy.supernet_train import default_path
+
+    final = default_path(space, DATASET, config(), 10)
+    return final if step >= CONFIG["steps"] else final.with_name(f"{final.stem}.step{step}.pt")
 
 
 SCORING = dict(calib_batches=2, calib_batch_size=64, val_images=1000, seed=0)
@@ -176,7 +202,7 @@ def summarise(path: Path, wall: dict) -> dict:
     all_waves = waves(list(load_benchmark()), WAVE)
     sizes = df.groupby("wave")["key"].transform("count")
     d = df[sizes == df["wave"].map(lambda w: len(all_waves[w]))]
-    record = torch.load(path, weights_only=False)
+    record = torch.load(path, weights_only=True)
     wave_log = [json.loads(line) for line in WAVES_LOG.read_text().splitlines()] if WAVES_LOG.exists() else []
     out = {
         "keys_scored": int(len(d)),
@@ -188,6 +214,7 @@ def summarise(path: Path, wall: dict) -> dict:
         "spearman_rho_neg_loss": float(spearmanr(-d["supernet_loss"], d["benchmark_mean_acc"]).statistic),
         "baseline_kendall_tau_flops": float(kendalltau(d["benchmark_flops"], d["benchmark_mean_acc"]).statistic),
         "baseline_spearman_rho_flops": float(spearmanr(d["benchmark_flops"], d["benchmark_mean_acc"]).statistic),
+        **{f"baseline_{m}_{name}": v for name, (t, r) in baselines(d).items() for m, v in (("kendall_tau", t), ("spearman_rho", r))},
         "supernet_top1_mean": float(d["supernet_top1"].mean()),
         "supernet_top1_range": [float(d["supernet_top1"].min()), float(d["supernet_top1"].max())],
         "train_config": record.get("config"),
@@ -202,6 +229,17 @@ def summarise(path: Path, wall: dict) -> dict:
     }
     SUMMARY.write_text(json.dumps(out, indent=2, default=str) + "\n")
     return out
+
+
+def baselines(d) -> dict:
+    """Trivial rankings of the same keys: (Kendall tau, Spearman rho) of FLOPs, parameters, non-identity layers."""
+    from scipy.stats import kendalltau, spearmanr
+
+    bench = load_benchmark()
+    acc = d["benchmark_mean_acc"]
+    sig = {"flops": d["key"].map(lambda k: bench[k]["flops"]), "params": d["key"].map(lambda k: bench[k]["params"]),
+           "layers": d["key"].map(lambda k: sum(ch != "0" for ch in k))}
+    return {n: (float(kendalltau(v, acc).statistic), float(spearmanr(v, acc).statistic)) for n, v in sig.items()}
 
 
 def plot(summary: dict) -> None:
@@ -226,27 +264,104 @@ def plot(summary: dict) -> None:
 WAVE = 150
 
 
+def curve(stems: list[str], out: str) -> dict:
+    """Kendall tau / Spearman rho of several scored supernets on the keys they ALL scored (whole
+    waves), beside FLOPs / parameters / non-identity layers on the same keys; JSON + PNG of tau
+    against training seconds (one torch thread, wall clock on the shared 2-core machine)."""
+    import pandas as pd
+    from scipy.stats import kendalltau, spearmanr
+
+    global CSV
+    frames = {}
+    for stem in stems:
+        CSV = RESULTS / f"fidelity_supernet_{stem}.csv"
+        frames[stem] = read_scores().set_index("key")
+    all_waves = waves(list(load_benchmark()), WAVE)
+    common = None
+    for df in frames.values():
+        whole = [w for w in range(len(all_waves)) if set(all_waves[w]) <= set(df.index)]
+        keys = {k for w in whole for k in all_waves[w]}
+        common = keys if common is None else common & keys
+    keys = sorted(common)
+    rows = []
+    for stem, df in frames.items():
+        d = df.loc[keys]
+        summ = json.loads((RESULTS / f"fidelity_supernet_{stem}.json").read_text())
+        cfg = summ.get("train_config") or {}
+        rows.append({"run": stem, "sampling": cfg.get("sampling"), "steps": cfg.get("snapshot_step", cfg.get("steps")),
+                     "subnet_passes": cfg.get("snapshot_step", cfg.get("steps", 0)) * (3 if cfg.get("sampling") != "uniform" else 1),
+                     "train_minutes": round((summ.get("train_seconds") or 0) / 60, 1),
+                     "tau_top1": float(kendalltau(d["supernet_top1"], d["benchmark_mean_acc"]).statistic),
+                     "rho_top1": float(spearmanr(d["supernet_top1"], d["benchmark_mean_acc"]).statistic),
+                     "tau_loss": float(kendalltau(-d["supernet_loss"], d["benchmark_mean_acc"]).statistic),
+                     "rho_loss": float(spearmanr(-d["supernet_loss"], d["benchmark_mean_acc"]).statistic)})
+    base = baselines(frames[stems[0]].loc[keys].reset_index())
+    res = {"keys": len(keys), "runs": rows,
+           "baselines": {n: {"tau": t, "rho": r} for n, (t, r) in base.items()}}
+    (RESULTS / f"{out}.json").write_text(json.dumps(res, indent=2) + "\n")
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 4.2))
+    for samp, mk in (("fair", "o"), ("uniform", "s"), ("sandwich", "^")):
+        rs = sorted((r for r in rows if r["sampling"] == samp), key=lambda r: r["train_minutes"])
+        if rs:
+            ax.plot([r["train_minutes"] for r in rs], [r["tau_loss"] for r in rs], marker=mk, label=f"{samp}: by loss")
+            ax.plot([r["train_minutes"] for r in rs], [r["tau_top1"] for r in rs], marker=mk, ls="--",
+                    label=f"{samp}: by top-1")
+    for (n, (t, _)), c in zip(base.items(), ("tab:gray", "tab:brown", "tab:red")):
+        ax.axhline(t, color=c, ls=":", label=f"{n} alone")
+    ax.set_xlabel("training minutes (one torch thread, shared 2-core machine)")
+    ax.set_ylabel("Kendall tau vs NAS-Bench-Macro mean top-1")
+    ax.set_title(f"supernet ranking fidelity on the same {len(keys)} random keys", fontsize=9)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(RESULTS / f"{out}.png", dpi=130)
+    return res
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--phase", choices=("train", "score", "summary", "all"), default="all")
+    ap.add_argument("--phase", choices=("train", "score", "summary", "all", "curve"), default="all")
+    ap.add_argument("--runs", default="", help="curve: comma-separated result stems (fidelity_supernet_<stem>.csv)")
+    ap.add_argument("--out", default="fidelity_supernet_curve", help="curve: output stem under experiments/results")
     ap.add_argument("--archs", type=int, default=6561, help="score at most this many keys (uniform sample, whole waves)")
     ap.add_argument("--shard", default="0/1", help="I/N: this process scores waves I, I+N, ... (run N processes)")
     ap.add_argument("--minutes", type=float, default=1e9, help="start no new wave after this many minutes of scoring")
     ap.add_argument("--data-dir", default=None, help="CIFAR-10 image folder or .tar.gz (default: the shared tarball)")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--steps", type=int, default=CONFIG["steps"], help=f"supernet training steps (default {CONFIG['steps']})")
+    ap.add_argument("--sampling", default=CONFIG["sampling"], help="uniform | sandwich | fair (default uniform)")
+    ap.add_argument("--snapshots", default="", help="comma-separated steps at which to keep a scoreable copy")
+    ap.add_argument("--score-step", type=int, default=None,
+                    help="score the snapshot of this step instead of the finished supernet")
     args = ap.parse_args(argv)
 
     import torch
 
     torch.set_num_threads(args.threads)
     CONFIG["steps"] = args.steps
-    set_outputs(args.steps)
+    CONFIG["sampling"] = args.sampling
+    tag = "" if args.sampling == "uniform" else f"{args.sampling}_"
+    if args.score_step is not None and args.score_step < args.steps:
+        tag += f"of{args.steps}_"
+    set_outputs(args.score_step or args.steps, tag)
+    if args.phase == "curve":
+        print(json.dumps(curve(args.runs.split(","), args.out), indent=2))
+        return 0
     from mnas.space import load_space
 
     space = load_space("nasbench_macro")
     t0 = time.time()
-    path = phase_train(space, args.data_dir)
+    if args.score_step is not None and args.score_step < args.steps:
+        path = snapshot_path(space, args.score_step)
+        if not path.exists():
+            raise SystemExit(f"no snapshot at step {args.score_step}: train with --snapshots {args.score_step}")
+    else:
+        path = phase_train(space, args.data_dir, tuple(int(v) for v in args.snapshots.split(",") if v))
     wall = {"train_call": round(time.time() - t0, 1)}
     print(f"supernet: {path} ({wall['train_call']:.0f} s)", flush=True)
     if args.phase == "train":

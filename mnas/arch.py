@@ -30,7 +30,11 @@ canonical order shown):
           fully-connected hidden layer + act, dropout, classifier
 ========  =============================================================
 
-Activations: ``re`` (ReLU), ``r6`` (ReLU6), ``hs`` (h-swish), ``lin`` (none).
+Activations: ``re`` (ReLU), ``r6`` (ReLU6), ``hs`` (h-swish), ``sw`` (swish / SiLU,
+``x * sigmoid(x)``, EfficientNet's), ``lin`` (none). The activation of an ``ir``
+block also picks its squeeze-excite: ``sw`` blocks squeeze with swish and gate with
+a sigmoid (EfficientNet), every other activation squeezes with ReLU and gates with
+a hard sigmoid (MobileNetV3).
 """
 
 from __future__ import annotations
@@ -38,6 +42,7 @@ from __future__ import annotations
 import dataclasses
 import enum
 import json
+import numbers
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -55,6 +60,7 @@ class Act(str, enum.Enum):
     RELU = "re"
     RELU6 = "r6"
     HSWISH = "hs"
+    SWISH = "sw"
     NONE = "lin"
 
 
@@ -77,7 +83,24 @@ def se_channels(expanded: int, ratio: float = 0.25, divisor: int = 8) -> int:
     return make_divisible(int(expanded * ratio), divisor)
 
 
+def se_channels_input(cin: int, ratio: float = 0.25) -> int:
+    """EfficientNet's squeeze width: ``max(1, int(cin * 0.25))`` of the block's *input* channels.
+
+    The rule of EfficientNet's reference code and of torchvision's ``MBConv``
+    (``max(1, input_channels // 4)``), which Accel-NASBench's model builder uses.
+    """
+    return max(1, int(cin * ratio))
+
+
+def _check_ints(where: str, **values) -> None:
+    """Integer fields must hold ints: ``channels: 16.5`` or ``kernel: true`` is an error, not a network."""
+    for name, v in values.items():
+        if isinstance(v, bool) or not isinstance(v, numbers.Integral):
+            raise MnasError(f"{where}: {name} must be a whole number, got {v!r}")
+
+
 def _check_common(where: str, kernel: int, out: int, stride: int) -> None:
+    _check_ints(where, kernel=kernel, out=out, stride=stride)
     if kernel not in KERNELS:
         raise MnasError(f"{where}: kernel {kernel} is not allowed (choose one of {list(KERNELS)})")
     if stride not in STRIDES:
@@ -137,6 +160,9 @@ class Bneck:
     def __post_init__(self) -> None:
         object.__setattr__(self, "act", Act(self.act))
         _check_common(self.op, self.kernel, self.out, self.stride)
+        _check_ints(self.op, exp=self.exp, se=self.se)
+        if not isinstance(self.skip, bool):
+            raise MnasError(f"ir: skip must be true or false, got {self.skip!r}")
         if self.kernel == 1:
             raise MnasError("ir: kernel 1 is not allowed for a depthwise convolution (choose 3, 5 or 7)")
         if self.exp < 1:
@@ -162,6 +188,9 @@ class Head:
     def __post_init__(self) -> None:
         object.__setattr__(self, "conv_act", Act(self.conv_act))
         object.__setattr__(self, "hidden_act", Act(self.hidden_act))
+        _check_ints("head", conv=self.conv, hidden=self.hidden)
+        if isinstance(self.dropout, bool) or not isinstance(self.dropout, numbers.Real):
+            raise MnasError(f"head: dropout must be a number, got {self.dropout!r}")
         if self.conv < 0 or self.hidden < 0:
             raise MnasError("head: conv and hidden widths must be >= 0")
         if not 0.0 <= self.dropout < 1.0:
@@ -208,6 +237,9 @@ class Network:
         object.__setattr__(self, "blocks", tuple(self.blocks))
         if not isinstance(self.stem, Conv):
             raise MnasError("stem must be a regular convolution (stem_k3_c16_s2_hs)")
+        _check_ints("network", resolution=self.resolution, in_channels=self.in_channels)
+        if self.in_channels < 1:
+            raise MnasError(f"network: in_channels must be positive, got {self.in_channels}")
         if self.resolution < 8:
             raise MnasError(f"resolution {self.resolution} is too small (use >= 8)")
         for b in self.blocks:
@@ -520,8 +552,8 @@ def network_from_dict(d: dict, where: str = "architecture") -> Network:
             stem=stem,  # type: ignore[arg-type]
             blocks=blocks,
             head=head,
-            resolution=int(d.get("resolution", 224)),
-            in_channels=int(d.get("in_channels", 3)),
+            resolution=d.get("resolution", 224),
+            in_channels=d.get("in_channels", 3),
         )
     except (MnasError, ValueError) as e:
         raise MnasError(f"{where}: {e}") from None
@@ -539,8 +571,9 @@ def save_network(net: Network, path: str | Path) -> Path:
         text = json.dumps(d, indent=2) + "\n"
     else:
         text = format_network(net) + "\n"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text)
+    from mnas.io import atomic_write_text
+
+    atomic_write_text(path, text)  # a kill leaves the old file or the new one
     return path
 
 
@@ -551,7 +584,9 @@ def load_network(path: str | Path) -> Network:
     path = Path(path)
     if not path.is_file():
         raise MnasError(f"{path}: no such architecture file")
-    text = path.read_text()
+    from mnas.io import read_text_file
+
+    text = read_text_file(path, "architecture (YAML, JSON or text form)")
     try:
         if path.suffix in (".yaml", ".yml", ".json"):
             try:

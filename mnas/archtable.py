@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from mnas.arch import Act, Bneck, Conv, DepthSep, Network
 
-_NL = {Act.RELU: "RE", Act.RELU6: "RE6", Act.HSWISH: "HS", Act.NONE: "-"}
+_NL = {Act.RELU: "RE", Act.RELU6: "RE6", Act.HSWISH: "HS", Act.SWISH: "SW", Act.NONE: "-"}
 
 
 def rows(net: Network) -> list[dict]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 from typing import Any, TypeVar
 
 from mnas.errors import MnasError
@@ -26,7 +27,35 @@ class DictConfig:
         unknown = sorted(set(d) - names)
         if unknown:
             raise MnasError(f"{where}: unknown {cls._field_noun}(s) {unknown} (allowed: {', '.join(sorted(names))})")
+        fields = {f.name: f for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+        for key, value in d.items():
+            _check_type(key, value, fields[key].type, where)
         try:
             return cls(**d)
         except TypeError as e:
             raise MnasError(f"{where}: {e}") from None
+
+
+_KINDS: dict[str, tuple[str, Any]] = {
+    "int": ("a whole number", lambda v: isinstance(v, int) and not isinstance(v, bool)),
+    "float": ("a finite number", lambda v: isinstance(v, (int, float)) and not isinstance(v, bool)
+              and math.isfinite(v)),
+    "bool": ("true or false", lambda v: isinstance(v, bool)),
+    "str": ("a string", lambda v: isinstance(v, str)),
+    "dict": ("a mapping", lambda v: isinstance(v, dict)),
+    "list": ("a list", lambda v: isinstance(v, list)),
+}
+
+
+def _check_type(name: str, value: Any, annotation: Any, where: str) -> None:
+    """Reject a config value whose type does not match the field's (e.g. ``trials: 1.5``, ``target_ms: .nan``)."""
+    text = annotation if isinstance(annotation, str) else getattr(annotation, "__name__", str(annotation))
+    parts = [p.strip() for p in text.split("|")]
+    if value is None and "None" in parts:
+        return
+    known = [p for p in parts if p in _KINDS]
+    if len(known) != len([p for p in parts if p != "None"]):
+        return  # a type this check does not know: leave it to the dataclass
+    if not any(_KINDS[p][1](value) for p in known):
+        expected = " or ".join(_KINDS[p][0] for p in known) + (" (or null)" if "None" in parts else "")
+        raise MnasError(f"{where}: {name} must be {expected}, got {value!r}")

@@ -20,6 +20,8 @@ def activation(act: Act) -> nn.Module:
         return nn.ReLU6(inplace=True)
     if act is Act.HSWISH:
         return nn.Hardswish(inplace=True)
+    if act is Act.SWISH:
+        return nn.SiLU(inplace=True)
     return nn.Identity()
 
 
@@ -33,18 +35,24 @@ class ConvBNAct(nn.Sequential):
 
 
 class SqueezeExcite(nn.Module):
-    """Pool, 1×1 conv to ``squeeze`` + ReLU, 1×1 conv back + hard-sigmoid, scale."""
+    """Pool, 1×1 conv to ``squeeze`` + act, 1×1 conv back + gate, scale.
 
-    def __init__(self, channels: int, squeeze: int):
+    MobileNetV3's form (ReLU, hard-sigmoid) for every block activation except swish,
+    whose blocks use EfficientNet's (swish, sigmoid). Neither has weights, so the
+    module's state dict is the same for both.
+    """
+
+    def __init__(self, channels: int, squeeze: int, act: Act = Act.RELU):
         super().__init__()
         self.fc1 = nn.Conv2d(channels, squeeze, 1)
         self.fc2 = nn.Conv2d(squeeze, channels, 1)
-        self.relu = nn.ReLU(inplace=True)
-        self.gate = nn.Hardsigmoid(inplace=True)
+        swish = act is Act.SWISH
+        self.act = nn.SiLU(inplace=True) if swish else nn.ReLU(inplace=True)
+        self.gate = nn.Sigmoid() if swish else nn.Hardsigmoid(inplace=True)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         s = x.mean((2, 3), keepdim=True)
-        return x * self.gate(self.fc2(self.relu(self.fc1(s))))
+        return x * self.gate(self.fc2(self.act(self.fc1(s))))
 
 
 class InvertedResidual(nn.Module):
@@ -54,7 +62,7 @@ class InvertedResidual(nn.Module):
         super().__init__()
         self.expand = ConvBNAct(cin, block.exp, 1, act=block.act) if block.exp != cin else nn.Identity()
         self.depthwise = ConvBNAct(block.exp, block.exp, block.kernel, block.stride, groups=block.exp, act=block.act)
-        self.se = SqueezeExcite(block.exp, block.se) if block.se else nn.Identity()
+        self.se = SqueezeExcite(block.exp, block.se, block.act) if block.se else nn.Identity()
         self.project = ConvBNAct(block.exp, block.out, 1, act=Act.NONE)
         self.residual = residual
 

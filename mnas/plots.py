@@ -11,7 +11,7 @@ A run is a run folder written by ``mnas search`` (its ``trials.csv``) or a DataF
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Sequence
 
 import numpy as np
 import pandas as pd
@@ -27,10 +27,14 @@ def save_figure(fig, out_png: str | Path) -> Path:
     import matplotlib.pyplot as plt
 
     fig.tight_layout()
+    from mnas.io import atomic_output
+
     out = Path(out_png)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out)
-    plt.close(fig)
+    try:
+        with atomic_output(out) as tmp:  # the image's type comes from the suffix, kept by the temporary name
+            fig.savefig(tmp)
+    finally:
+        plt.close(fig)
     return out
 
 def pareto_front(df: pd.DataFrame, acc_col: str = ACC, lat_col: str = LAT) -> pd.DataFrame:
@@ -103,36 +107,22 @@ def load_trials(run: str | Path | pd.DataFrame) -> pd.DataFrame:
             raise MnasError(f"{run}: no trials.csv in this folder (is it a `mnas search` run folder?)")
     if not path.is_file():
         raise MnasError(f"{run}: no such run folder or trials table")
-    df = pd.read_parquet(path) if path.suffix == ".parquet" else pd.read_csv(path)
+    from mnas.io import read_table_file
+
+    df = read_table_file(path, "trials table")  # a damaged file: one line naming it
     if "state" in df.columns:
         df = df[df["state"] == "COMPLETE"]
     return df
 
 
-def reference_points(predictor, names: Iterable[str] | None = None) -> pd.DataFrame:
-    """Zoo networks at their predicted latency (``name``, ``latency_ms``); networks the table lacks are skipped."""
-    from mnas import zoo
-
-    names = list(names) if names is not None else [
-        "mobilenet_v3_small", "mobilenet_v3_large", "mobilenet_v2", "mnasnet_a1",
-    ]
-    rows = []
-    for name in names:
-        try:
-            rows.append({"name": name, LAT: float(predictor.predict(zoo.get(name)))})
-        except MnasError:
-            continue
-    return pd.DataFrame(rows, columns=["name", LAT])
-
-
-def plot_pareto(runs, out_png: str | Path, device: str | None = None, *, predictor=None,
+def plot_pareto(runs, out_png: str | Path, device: str | None = None, *,
                 references: pd.DataFrame | None = None, acc_col: str = ACC, lat_col: str = LAT) -> Path:
-    """All trials of ``runs`` (folders or DataFrames), each run's front highlighted, zoo networks marked.
+    """All trials of ``runs`` (folders or DataFrames), each run's front highlighted, reference networks marked.
 
-    Reference networks come from ``references`` (columns ``name``, ``latency_ms`` and
-    optionally ``accuracy``) or, given ``device``/``predictor``, from the zoo at their
-    predicted latency on that device; without an accuracy under the run's evaluator
+    ``references`` is data (columns ``name``, ``latency_ms`` and optionally ``accuracy``), computed by
+    the caller (e.g. :func:`mnas.run.zoo_references`); without an accuracy under the run's evaluator
     they are drawn as vertical lines. References beyond 1.5× the slowest trial are left out.
+    ``device`` only labels the latency axis.
     """
     import matplotlib
 
@@ -141,12 +131,6 @@ def plot_pareto(runs, out_png: str | Path, device: str | None = None, *, predict
 
     if isinstance(runs, (str, Path, pd.DataFrame)):
         runs = [runs]
-    if references is None and (predictor is not None or device):
-        if predictor is None:
-            from mnas.latency import get_predictor
-
-            predictor = get_predictor(device)
-        references = reference_points(predictor)
     fig, ax = plt.subplots(figsize=(7, 4.5), dpi=120)
     max_lat = 0.0
     for k, run in enumerate(runs):
@@ -155,8 +139,9 @@ def plot_pareto(runs, out_png: str | Path, device: str | None = None, *, predict
         sc = ax.scatter(df[lat_col], df[acc_col], s=8, alpha=0.35, label=f"{label}: {len(df)} trials")
         max_lat = max(max_lat, float(df[lat_col].max()) if len(df) else 0.0)
         front = pareto_front(df, acc_col, lat_col)
-        ax.step(front[lat_col], front[acc_col], where="post", color=sc.get_facecolor()[0][:3], lw=1.5)
-        ax.scatter(front[lat_col], front[acc_col], s=22, edgecolor="k", color=sc.get_facecolor()[0][:3],
+        color = tuple(np.asarray(sc.get_facecolor())[0][:3])
+        ax.step(front[lat_col], front[acc_col], where="post", color=color, lw=1.5)
+        ax.scatter(front[lat_col], front[acc_col], s=22, edgecolor="k", color=color,
                    label=f"{label}: Pareto front ({len(front)})", zorder=3)
     if references is not None and len(references):
         # networks far beyond the searched range (e.g. ImageNet nets beside a CIFAR space) would only squash the plot

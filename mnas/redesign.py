@@ -80,12 +80,23 @@ class Step:
     apply: Callable[[Network], Network]
     paper_ms: float | None = None  # the paper's reported change on Pixel-1
     paper_madds_m: float | None = None
+    # why the step does not apply to a network ("" when it does); None: it applies wherever ``apply`` succeeds
+    skip_reason: Callable[[Network], str] | None = None
+
+    def why_not(self, net: Network) -> str:
+        """Why this step is skipped for ``net``, or "" when it applies."""
+        return self.skip_reason(net) if self.skip_reason is not None else ""
+
+
+def _stem_is_small(net: Network) -> str:
+    return f"stem already has {net.stem.out} filters (≤ 16)" if net.stem.out <= 16 else ""
 
 
 V3_STEPS: tuple[Step, ...] = (
     Step("last_stage", "efficient last stage: 1×1 expansion moved after pooling, last bottleneck removed",
          efficient_last_stage, paper_ms=-7.0, paper_madds_m=-30.0),
-    Step("stem16", "stem 32 → 16 filters with h-swish", stem_16_hswish, paper_ms=-2.0, paper_madds_m=-10.0),
+    Step("stem16", "stem 32 → 16 filters with h-swish", stem_16_hswish, paper_ms=-2.0, paper_madds_m=-10.0,
+         skip_reason=_stem_is_small),
     Step("hswish80", "h-swish from the layers with ≥ 80 channels on", hswish_from(80)),
     Step("se_quarter", "squeeze-excite fixed at 1/4 of the expansion width", se_quarter_expansion),
 )

@@ -13,6 +13,7 @@ Sources: MobileNetV1 (Howard et al. 2017, Table 1), MobileNetV2 (Sandler et al.
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Callable
 
 from mnas.arch import Act, Bneck, Conv, DepthSep, Head, Network, make_divisible, se_channels
@@ -209,14 +210,14 @@ def _width_name(base: str, w: float) -> str:
 
 register("mobilenet_v1", mobilenet_v1, "MobileNetV1 1.0 (Howard et al. 2017)")
 for _w in (0.35, 0.5, 0.75, 1.0, 1.3, 1.4):
-    register(_width_name("mobilenet_v2", _w), lambda w=_w: mobilenet_v2(w), f"MobileNetV2 width {_w:g}")
+    register(_width_name("mobilenet_v2", _w), partial(mobilenet_v2, _w), f"MobileNetV2 width {_w:g}")
 for _w in (0.5, 0.75, 1.0, 1.3):
-    register(_width_name("mnasnet_b1", _w), lambda w=_w: mnasnet_b1(w), f"MnasNet-B1 width {_w:g} (no SE; torchvision mnasnet)")
+    register(_width_name("mnasnet_b1", _w), partial(mnasnet_b1, _w), f"MnasNet-B1 width {_w:g} (no SE; torchvision mnasnet)")
 register("mnasnet_a1", mnasnet_a1, "MnasNet-A1 (Tan et al. 2019, with SE)")
 for _w in (0.35, 0.5, 0.75, 1.0, 1.25):
-    register(_width_name("mobilenet_v3_large", _w), lambda w=_w: mobilenet_v3(V3_LARGE, 960, 1280, w),
+    register(_width_name("mobilenet_v3_large", _w), partial(mobilenet_v3, V3_LARGE, 960, 1280, _w),
              f"MobileNetV3-Large width {_w:g}")
-    register(_width_name("mobilenet_v3_small", _w), lambda w=_w: mobilenet_v3(V3_SMALL, 576, 1024, w),
+    register(_width_name("mobilenet_v3_small", _w), partial(mobilenet_v3, V3_SMALL, 576, 1024, _w),
              f"MobileNetV3-Small width {_w:g}")
 register("mobilenet_v3_large_minimalistic", lambda: mobilenet_v3(V3_LARGE, 960, 1280, minimal=True),
          "MobileNetV3-Large minimalistic (no SE, no h-swish, no 5x5)")

@@ -74,15 +74,34 @@ def test_contract_and_any_network(macro_pairs, tmp_path):
     assert 0 <= r["top1"] <= 100
 
 
+def _walk_json_trees(path, x: np.ndarray) -> float:
+    """A second implementation: the model file's trees walked node by node, in plain Python."""
+    d = json.loads(path.read_text())
+    total = d["init"]
+    for t in d["trees"]:
+        node = 0
+        while t["left"][node] != -1:
+            node = t["left"][node] if x[t["feature"][node]] <= t["threshold"][node] else t["right"][node]
+        total += d["rate"] * t["value"][node]
+    return total
+
+
 @pytest.mark.parametrize("space", ["v3_small", "v3_large"])
 def test_shipped_model_is_the_offline_default(space):
     sp = load_space(space)
-    ev = get_evaluator("predictor", space=sp)
-    meta = ev.model.meta
-    assert meta["space"] == space and meta["holdout"]["n"] >= 8
-    preds = ev.predict_many([sp.decode(sp.sample(random.Random(i))) for i in range(20)])
-    assert ((preds >= 0) & (preds <= 100)).all()
-    assert np.ptp(preds) > 0  # the model distinguishes architectures
+    ev = get_evaluator("predictor", space=sp)  # no model given: the one shipped for this space
+    path = P.shipped_model(space)
+    assert ev.model_path == path and path.is_file()
+    meta = json.loads(path.read_text())["meta"]
+    assert meta["space"] == space
+    holdout = meta["holdout"]
+    assert holdout["n"] >= 8 and -1.0 <= holdout["kendall_tau"] <= 1.0 and holdout["mae"] >= 0.0  # its honest figures
+    nets = [sp.decode(sp.sample(random.Random(i))) for i in range(20)]
+    top1 = [ev.evaluate(n)["top1"] for n in nets]
+    want = [min(100.0, max(0.0, _walk_json_trees(path, P.encode(n)))) for n in nets]
+    assert top1 == pytest.approx(want, abs=1e-9)  # the evaluator answers with that file's trees, on these features
+    assert np.array_equal(ev.predict_many(nets), np.array(top1))
+    assert len(set(np.round(top1, 6))) >= 5  # the model distinguishes architectures
 
 
 def test_model_errors(tmp_path):

@@ -79,3 +79,40 @@ def test_bad_options():
         get_evaluator("train", optimizer="adam")
     with pytest.raises(MnasError, match="unknown option.*epoch "):
         get_evaluator("train", epoch=1)
+
+
+def test_digits_default_validation_size_fits_the_dataset():
+    # digits has 1,437 training images: the CIFAR-10 default (5,000) cannot be held out; 360 is
+    ev = get_evaluator("train", dataset="digits", steps=2, batch_size=16, threads=1)
+    assert ev.cfg.val_size == 360
+    assert len(ev.data()[1].y) == 360
+    assert get_evaluator("train", steps=2).cfg.val_size == 5000
+
+
+def test_init_weights_fine_tunes_from_a_state_and_steps_0_validates_it(tmp_path):
+    import torch
+
+    from mnas.accuracy.train import train_and_evaluate
+
+    ev = get_evaluator("train", **FAST)
+    train, val, ds = ev.data()
+    net = ev.trained_network(TINY)
+    first = train_and_evaluate(net, train, val, ds, ev.cfg, return_state=True)
+    path = tmp_path / "w.pt"
+    torch.save(first["state"], path)
+    # the evaluator with those weights and no training measures exactly what the training run ended with
+    again = get_evaluator("train", **{**FAST, "steps": 0}, init_weights=str(path)).evaluate(net)
+    assert (again["top1"], again["loss"]) == (first["top1"], first["loss"])
+    # fine-tuning from them moves on from there: a different result than training from scratch
+    tuned = get_evaluator("train", **FAST, init_weights=str(path)).evaluate(net)
+    scratch = get_evaluator("train", **FAST).evaluate(net)
+    assert tuned["loss"] != scratch["loss"]
+    with pytest.raises(MnasError, match="init_weights"):
+        get_evaluator("train", **FAST, init_weights=str(tmp_path / "missing.pt"))
+    with pytest.raises(MnasError, match="do not fit"):
+        get_evaluator("train", **FAST, init_weights=str(path)).evaluate(TINY_SE)
+    with pytest.raises(MnasError, match="steps=0"):
+        get_evaluator("train", **{**FAST, "steps": 0})
+    (tmp_path / "junk.pt").write_text("not a torch file")
+    with pytest.raises(MnasError, match="cannot read init_weights"):
+        get_evaluator("train", **FAST, init_weights=str(tmp_path / "junk.pt")).evaluate(net)

@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from mnas import zoo
+from mnas.accuracy import Evaluator
 from mnas.arch import Bneck, load_network, parse_network, se_channels
 from mnas.counting import count
 from mnas.errors import MnasError
@@ -38,16 +39,20 @@ class MaddsPredictor:
             raise MnasError(f"latency table fake lacks {len(self._missing)} op(s) of this network: {self._missing[0]}")
         return count(net).madds / 1e7
 
+    def predict_many(self, nets):
+        return np.array([self.predict(n) for n in nets])
 
-class ParamsEvaluator:
-    """A stand-in accuracy signal: more parameters, higher 'accuracy' (deterministic, instant)."""
+
+class ParamsEvaluator(Evaluator):
+    """A stand-in accuracy signal: more parameters, higher 'accuracy' (deterministic, instant; a real Evaluator)."""
 
     name = "fake"
 
-    def __init__(self):
+    def __init__(self, space=None, cache=None):
+        super().__init__(space, cache)
         self.calls = 0
 
-    def evaluate(self, net, sample=None):
+    def _evaluate(self, net, sample):
         self.calls += 1
         return {"top1": 50.0 + count(net, 10).params / 2e4, "loss": math.nan, "cost_s": 0.0}
 

@@ -83,7 +83,7 @@ def test_plot_errors_are_one_line(tmp_path, capsys):
 
 def test_replay_cli_bad_input_is_one_line(tmp_path, capsys):
     code, _, err = run(capsys, "replay", "v3-large", "--trials", "0", "--out", tmp_path / "x")
-    assert code == 2 and "--trials must be at least 1" in err
+    assert code == 2 and "--trials" in err and "must be a whole number >= 1" in err
 
 
 def search_run(path, device="pixel1"):
@@ -131,3 +131,21 @@ def test_plot_search(tmp_path, capsys):
     best = [max(rewards[: i + 1]) for i in range(5)]  # running best, by hand
     assert [c["best"] for c in curve] == pytest.approx(best)
     assert (run_dir / "search.png").is_file()
+
+
+def test_plot_pareto_warns_when_the_trials_table_is_short_of_the_storage(tmp_path, capsys):
+    """A trials table cut short (by hand, a copy) is plotted, but a warning names the storage's count."""
+    run = tmp_path / "run"
+    assert main(["search", "--target-ms", "15", "--trials", "12", "--out", str(run), "--no-progress"]) == 0
+    capsys.readouterr()
+    table = pd.read_csv(run / "trials.csv")
+    assert len(table) == 12
+    table.head(5).to_csv(run / "trials.csv", index=False)
+    (run / "trials.parquet").unlink()
+    assert main(["plot", "pareto", str(run)]) == 0
+    err = capsys.readouterr().err
+    assert "holds 5 of the 12 completed trials" in err and err.count("\n") == 1, err
+    assert main(["search", "--resume", str(run), "--no-progress"]) == 0  # the fix the warning names
+    capsys.readouterr()
+    assert main(["plot", "pareto", str(run)]) == 0
+    assert "warning" not in capsys.readouterr().err

@@ -33,10 +33,11 @@ import sqlite3
 import threading
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence, cast
 
 from mnas.arch import Network
 from mnas.errors import MnasError
+from mnas.protocols import EvalResult, Space
 
 # kind -> "module:Class". Add a line to add an evaluator.
 EVALUATORS: dict[str, str] = {
@@ -44,7 +45,22 @@ EVALUATORS: dict[str, str] = {
     "supernet": "mnas.accuracy.supernet:SupernetEvaluator",
     "predictor": "mnas.accuracy.predictor:PredictorEvaluator",
     "table": "mnas.accuracy.table:TableEvaluator",
+    "imagenet": "mnas.accuracy.imagenet:ImagenetEvaluator",
+    "anb": "mnas.accuracy.anb:AnbEvaluator",
 }
+
+# search space name -> the evaluator used when none is given (`mnas eval`, `mnas search`);
+# spaces not listed get "predictor", and `mnas eval` without --space gets DEFAULT_EVALUATOR.
+SPACE_EVALUATORS: dict[str, str] = {"v3_small": "imagenet", "v3_large": "imagenet", "mnasnet": "imagenet", "anb": "anb"}
+DEFAULT_EVALUATOR = "imagenet"
+
+
+def default_evaluator(space: Any = None) -> str:
+    """The evaluator a space (name, path or object; None: no space) is scored with by default."""
+    if space is None:
+        return DEFAULT_EVALUATOR
+    name = getattr(space, "name", None) or Path(str(space)).stem
+    return SPACE_EVALUATORS.get(str(name), "predictor")
 
 REQUIRED_KEYS = ("top1", "loss", "cost_s")
 
@@ -86,7 +102,7 @@ class ResultCache:
         return {"path": self.path, "mem": dict(self._mem)}
 
     def __setstate__(self, state: dict) -> None:
-        self.__init__(state["path"])
+        ResultCache.__init__(self, state["path"])
         self._mem.update(state["mem"])
 
     def get(self, key: str) -> dict | None:
@@ -145,7 +161,7 @@ class Evaluator:
     name: str = "base"
     Config: Any = None  # optional typed config dataclass whose fields are accepted as options
 
-    def __init__(self, space: Any = None, cache: str | Path | None = None):
+    def __init__(self, space: Space | str | Path | None = None, cache: str | Path | None = None):
         self.space = _resolve_space(space)
         self.cache = ResultCache(cache)
         self.cache_hits = 0
@@ -173,7 +189,7 @@ class Evaluator:
     def cache_key(self, net: Network, sample: dict | None = None) -> str:
         return f"{self.name}:{config_digest(self.config())}:{net}"
 
-    def evaluate(self, net: Network | None, sample: dict | None = None) -> dict:
+    def evaluate(self, net: Network | None, sample: dict | None = None) -> EvalResult:
         """Metrics of ``net`` (or of ``sample`` decoded by the space when ``net`` is None)."""
         net = self._prepare(net, sample)
         key = self.cache_key(net, sample)
@@ -181,7 +197,7 @@ class Evaluator:
         if hit is not None:
             self.cache_hits += 1
             hit["cached"] = True
-            return hit
+            return cast(EvalResult, hit)
         t0 = time.perf_counter()
         result = dict(self._evaluate(net, sample))
         result.setdefault("cost_s", time.perf_counter() - t0)
@@ -198,9 +214,11 @@ class Evaluator:
         else:
             self.cache.put(key, result)
         result["cached"] = False
-        return result
+        return cast(EvalResult, result)
 
-    def evaluate_many(self, nets, samples=None) -> list[dict]:
+    def evaluate_many(self, nets: Sequence[Network | None], samples: Sequence[dict | None] | None = None) -> list[Any]:
+        """``[evaluate(n, s) ...]``: one :class:`EvalResult` each (typed ``list[Any]`` so a subclass's batch
+        path may be annotated ``list[dict]``); subclasses may share work between the networks."""
         samples = samples if samples is not None else [None] * len(nets)
         return [self.evaluate(n, s) for n, s in zip(nets, samples)]
 

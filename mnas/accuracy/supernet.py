@@ -17,11 +17,12 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Sequence
 
 import numpy as np
 
 from mnas.accuracy.base import Evaluator
+from mnas.protocols import EvalResult
 from mnas.arch import Network
 from mnas.errors import MnasError
 
@@ -265,12 +266,12 @@ class SupernetEvaluator(Evaluator):
         r = self.scorer.score(arch)
         return {**r, "cost_s": time.perf_counter() - t0, "val_images": len(self.scorer.val_y)}
 
-    def evaluate_many(self, nets, samples=None) -> list[dict]:
+    def evaluate_many(self, nets: Sequence[Network | None], samples: Sequence[dict | None] | None = None) -> list[EvalResult]:
         """Like :meth:`evaluate` for each, sharing the work of common prefixes (same numbers)."""
         from mnas.accuracy.supernet_net import subnet_arch
 
         samples = samples if samples is not None else [None] * len(nets)
-        out: list[dict | None] = [None] * len(nets)
+        out: list[Any] = [None] * len(nets)
         todo = []
         for i, (n, s) in enumerate(zip(nets, samples)):
             if n is None:

@@ -29,7 +29,7 @@ import itertools
 import random
 import re
 from dataclasses import dataclass
-from typing import Iterable, Sequence
+from typing import TYPE_CHECKING, Iterable, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -37,6 +37,9 @@ from torch import nn
 
 from mnas.arch import Act, Bneck, Head, Layer, Network
 from mnas.errors import MnasError
+
+if TYPE_CHECKING:  # annotations only
+    from mnas.space import SearchSpace
 
 BN_EPS = 1e-5
 
@@ -61,7 +64,7 @@ class SubnetArch:
 _POS_RE = re.compile(r"^(.*)\.l(\d+)$")
 
 
-def subnet_arch(space, sample: dict) -> SubnetArch:
+def subnet_arch(space: SearchSpace, sample: dict) -> SubnetArch:
     """The :class:`SubnetArch` of ``sample`` in ``space`` (positions from ``space.decode_layers``).
 
     Within a stage, the layers present are renumbered ``l1, l2, ...`` in order:
@@ -88,7 +91,7 @@ def arch_network(arch: SubnetArch, resolution: int, in_channels: int) -> Network
     return Network(arch.stem.block, tuple(lay.block for _, lay in arch.layers), arch.head, resolution, in_channels)
 
 
-def space_archs(space, limit: int = 3000, seed: int = 0) -> Iterable[dict]:
+def space_archs(space: SearchSpace, limit: int = 3000, seed: int = 0) -> Iterable[dict]:
     """Every sample of ``space`` when it has at most ``limit`` members, else ``limit`` random ones.
 
     Random samples are topped up with, per choice, each option combined with the
@@ -184,6 +187,8 @@ def _act(x: torch.Tensor, act: Act) -> torch.Tensor:
         return F.relu6(x)
     if act is Act.HSWISH:
         return F.hardswish(x)
+    if act is Act.SWISH:
+        return F.silu(x)
     return x
 
 
@@ -309,8 +314,10 @@ class ElasticBneck(nn.Module):
         y = _act(_bn(self.name + ".dw", y, self.dw_bn_weight, self.dw_bn_bias, bn), b.act)
         if b.se:
             s = y.mean((2, 3), keepdim=True)
-            s = F.relu(F.conv2d(s, self.se_fc1[: b.se, : b.exp], self.se_b1[: b.se]))
-            y = y * F.hardsigmoid(F.conv2d(s, self.se_fc2[: b.exp, : b.se], self.se_b2[: b.exp]))
+            swish = b.act is Act.SWISH  # EfficientNet's SE (swish, sigmoid), else MobileNetV3's (as mnas.model)
+            s = (F.silu if swish else F.relu)(F.conv2d(s, self.se_fc1[: b.se, : b.exp], self.se_b1[: b.se]))
+            gate = torch.sigmoid if swish else F.hardsigmoid
+            y = y * gate(F.conv2d(s, self.se_fc2[: b.exp, : b.se], self.se_b2[: b.exp]))
         y = F.conv2d(y, self.project[: b.out, : b.exp])
         y = _bn(self.name + ".project", y, self.project_bn_weight, self.project_bn_bias, bn)
         return x + y if layer.residual else y
@@ -416,7 +423,7 @@ class Supernet(nn.Module):
     :class:`BNStats` (collecting, or frozen after :func:`calibrate`).
     """
 
-    def __init__(self, archs: Iterable[SubnetArch], num_classes: int, space=None):
+    def __init__(self, archs: Iterable[SubnetArch], num_classes: int, space: SearchSpace | None = None):
         super().__init__()
         self.space = space
         self.num_classes = num_classes
@@ -445,7 +452,7 @@ class Supernet(nn.Module):
             raise MnasError("a supernet needs at least one architecture")
         self.positions = tuple(order)
         self.stem = ElasticConv("stem", stem.cin, stem.out, stem.kernel)
-        blocks = {}
+        blocks: dict[str, nn.Module] = {}
         for (pos, op), w in widest.items():
             name = f"{pos}:{op}"
             if op == "ir":
@@ -458,7 +465,7 @@ class Supernet(nn.Module):
         self.head = ElasticHead(head_cin, head_conv, head_hidden, num_classes)
 
     @classmethod
-    def from_space(cls, space, num_classes: int = 10, limit: int = 3000) -> "Supernet":
+    def from_space(cls, space: SearchSpace, num_classes: int = 10, limit: int = 3000) -> "Supernet":
         """Scan ``space`` (all of it when small, else a large sample) for the widest shape per position."""
         return cls((subnet_arch(space, s) for s in space_archs(space, limit)), num_classes, space)
 

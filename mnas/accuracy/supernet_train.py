@@ -24,6 +24,7 @@ import random
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -32,14 +33,19 @@ import torch.nn.functional as F
 from mnas.accuracy.supernet_net import Supernet, SubnetArch, subnet_arch
 from mnas.errors import MnasError
 
-SAMPLINGS = ("uniform", "sandwich")
+if TYPE_CHECKING:  # annotations only
+    from mnas.space import SearchSpace
+
+SAMPLINGS = ("uniform", "sandwich", "fair")
+# the on-disk layout of checkpoints and finished supernets; bumped when it changes
+FORMAT = 2
 
 
 @dataclass(frozen=True)
 class SupernetConfig:
     """Everything that changes the trained weights (hashed into the cache key)."""
 
-    steps: int = 2000  # optimizer steps (each: one architecture, or largest + smallest + random)
+    steps: int = 2000  # optimizer steps (each: one architecture; largest + smallest + random; or fair: k archs)
     batch: int = 64
     sampling: str = "uniform"
     lr: float = 0.05
@@ -72,7 +78,7 @@ def cache_root() -> Path:
     return Path(os.environ.get("MNAS_CACHE") or Path.home() / ".cache" / "mnas").expanduser() / "supernets"
 
 
-def space_fingerprint(space) -> str:
+def space_fingerprint(space: SearchSpace) -> str:
     """A digest of what a supernet of ``space`` holds: choice names/options and every layer shape."""
     parts = [repr([(c.name, c.options) for c in space.choices()])]
     try:
@@ -83,13 +89,13 @@ def space_fingerprint(space) -> str:
     return hashlib.sha1("|".join(parts).encode()).hexdigest()[:16]
 
 
-def run_hash(space, dataset: str, config: SupernetConfig, num_classes: int) -> str:
+def run_hash(space: SearchSpace, dataset: str, config: SupernetConfig, num_classes: int) -> str:
     text = json.dumps({"space": space_fingerprint(space), "dataset": dataset, "classes": num_classes,
                        "config": config.hashed()}, sort_keys=True)
     return hashlib.sha1(text.encode()).hexdigest()[:16]
 
 
-def default_path(space, dataset: str, config: SupernetConfig, num_classes: int) -> Path:
+def default_path(space: SearchSpace, dataset: str, config: SupernetConfig, num_classes: int) -> Path:
     return cache_root() / f"{run_hash(space, dataset, config, num_classes)}.pt"
 
 
@@ -121,15 +127,30 @@ def augment(x: torch.Tensor, gen: torch.Generator, hflip: bool, pad: int = 4) ->
     return out
 
 
-def sample_archs(space, rng: random.Random, sampling: str, extremes: tuple[SubnetArch, SubnetArch]) -> list[SubnetArch]:
+def sample_archs(space: SearchSpace, rng: random.Random, sampling: str, extremes: tuple[SubnetArch, SubnetArch]) -> list[SubnetArch]:
     """The architectures of one step: one uniform sample, or largest + smallest + one uniform (sandwich)."""
+    if sampling == "fair":
+        return [subnet_arch(space, s) for s in fair_samples(space, rng)]
     rand = subnet_arch(space, space.sample(rng))
     if sampling == "uniform":
         return [rand]
     return [extremes[0], extremes[1], rand]
 
 
-def extremes(space) -> tuple[SubnetArch, SubnetArch]:
+def fair_samples(space: SearchSpace, rng: random.Random) -> list[dict]:
+    """FairNAS's strict fairness: k samples (k = most options of any choice) in which every
+    option of every choice appears once (choices with fewer options are topped up at random)."""
+    choices = space.choices()
+    k = max(len(c.options) for c in choices)
+    cols = {}
+    for c in choices:
+        opts = list(c.options)
+        rng.shuffle(opts)
+        cols[c.name] = opts + [rng.choice(c.options) for _ in range(k - len(opts))]
+    return [{name: col[i] for name, col in cols.items()} for i in range(k)]
+
+
+def extremes(space: SearchSpace) -> tuple[SubnetArch, SubnetArch]:
     """(largest, smallest) sub-networks by multiply-adds, among each choice's first/last options."""
     from mnas.counting import count
 
@@ -201,13 +222,25 @@ def train_supernet(
     rng = random.Random(config.seed)
     gen = torch.Generator().manual_seed(config.seed)
     state = TrainState()
+    fingerprint = space_fingerprint(space)
     if ckpt.exists():
-        saved = torch.load(ckpt, weights_only=False)
-        supernet.load_state_dict(saved["model"])
-        opt.load_state_dict(saved["optimizer"])
-        rng.setstate(saved["rng"])
+        saved = read_checkpoint(ckpt, what="training checkpoint")
+        if saved.get("space_fingerprint") not in (None, fingerprint):
+            raise MnasError(f"training checkpoint {ckpt} is of another search space than "
+                            f"{getattr(space, 'name', '?')}: delete it to train anew, or pass another output file")
+        for k in ("model", "optimizer", "rng", "gen", "state"):
+            if k not in saved:
+                raise MnasError(f"training checkpoint {ckpt} lacks {k!r} (written by an older mnas?): delete it to train anew")
+        try:
+            supernet.load_state_dict(saved["model"])
+            opt.load_state_dict(saved["optimizer"])
+        except (RuntimeError, ValueError, KeyError) as e:
+            raise MnasError(f"training checkpoint {ckpt} does not fit the space {getattr(space, 'name', '?')} "
+                            f"({str(e).splitlines()[0][:120]}): delete it to train anew") from None
+        rng.setstate(_as_rng_state(saved["rng"]))
         gen.set_state(saved["gen"])
-        state = saved["state"]
+        st = saved["state"]
+        state = TrainState(step=int(st["step"]), losses=list(st["losses"]), seconds=float(st["seconds"]))
     ext = extremes(space) if config.sampling == "sandwich" else None
     n = len(labels)
     train_y = torch.from_numpy(np.asarray(labels, dtype=np.int64))
@@ -231,6 +264,8 @@ def train_supernet(
         total = 0.0
         for arch in sample_archs(space, rng, config.sampling, ext):
             loss = F.cross_entropy(supernet.run(xb, arch), yb, label_smoothing=config.label_smoothing)
+            if not math.isfinite(loss.item()):
+                _diverged(f"loss is {loss.item()}", state, config, ckpt, bar)
             loss.backward()
             total += loss.item()
         torch.nn.utils.clip_grad_norm_(supernet.parameters(), 5.0)
@@ -244,18 +279,32 @@ def train_supernet(
         if state.step % config.checkpoint_every == 0 or last or state.step == stop_after:
             state.seconds += time.perf_counter() - t0
             t0 = time.perf_counter()
-            _atomic_save({"model": supernet.state_dict(), "optimizer": opt.state_dict(), "rng": rng.getstate(),
-                          "gen": gen.get_state(), "state": state}, ckpt)
+            if not all(bool(torch.isfinite(p).all()) for p in supernet.parameters()):
+                _diverged("the weights are no longer finite", state, config, ckpt, bar)  # never saved
+            _atomic_save({"format": FORMAT, "space_fingerprint": fingerprint, "model": supernet.state_dict(),
+                          "optimizer": opt.state_dict(), "rng": rng.getstate(), "gen": gen.get_state(),
+                          "state": dataclasses.asdict(state)}, ckpt)
         if state.step == stop_after and not last:
             if bar is not None:
                 bar.close()
             return ckpt
     if bar is not None:
         bar.close()
-    _atomic_save({"model": supernet.state_dict(), "config": dataclasses.asdict(config), "num_classes": num_classes,
+    _atomic_save({"format": FORMAT, "space_fingerprint": fingerprint, "model": supernet.state_dict(),
+                  "config": dataclasses.asdict(config), "num_classes": num_classes,
                   "losses": state.losses, "train_seconds": state.seconds, "meta": meta or {}}, out)
     ckpt.unlink(missing_ok=True)
     return out
+
+
+def _diverged(what: str, state: TrainState, config: SupernetConfig, ckpt: Path, bar) -> None:
+    """Stop a diverged training with one line; the last checkpoint on disk (finite weights) stays."""
+    if bar is not None:
+        bar.close()
+    last_good = f"the last good checkpoint {ckpt} (step {_ckpt_step(ckpt)}) is kept" if ckpt.exists() \
+        else "no checkpoint was written yet"
+    raise MnasError(f"supernet training diverged: {what} at step {state.step + 1} (lr "
+                    f"{_lr_at(state.step, config):.3g}); {last_good}. Lower --lr (now {config.lr}) and train again")
 
 
 def _atomic_save(obj, path: Path) -> None:
@@ -264,14 +313,61 @@ def _atomic_save(obj, path: Path) -> None:
     os.replace(tmp, path)
 
 
-def load_supernet(space, path: str | Path) -> tuple[Supernet, dict]:
-    """A trained supernet of ``space`` from ``path`` (written by :func:`train_supernet`) and its record."""
+def _as_rng_state(st):
+    """``random.Random.getstate()`` back from a checkpoint (lists may come back where tuples were)."""
+    return (int(st[0]), tuple(int(v) for v in st[1]), st[2] if len(st) > 2 else None)
+
+
+def _ckpt_step(path: Path) -> int | str:
+    try:
+        return int(torch.load(path, weights_only=True, map_location="cpu")["state"]["step"])
+    except Exception:  # only for a message
+        return "?"
+
+
+def read_checkpoint(path: str | Path, what: str = "supernet file") -> dict:
+    """``torch.load(path, weights_only=True)`` of a supernet file or checkpoint, bad files as one MnasError.
+
+    Tensors, numbers, strings, lists, tuples and dicts only: nothing of an arbitrary class is unpickled.
+    """
     path = Path(path).expanduser()
     if not path.is_file():
-        raise MnasError(f"supernet checkpoint {path} does not exist (train one with `mnas supernet train`)")
-    saved = torch.load(path, weights_only=False)
+        raise MnasError(f"{what} {path} does not exist (train one with `mnas supernet train`)")
+    if path.stat().st_size == 0:
+        raise MnasError(f"{what} {path} is empty (an interrupted copy?): delete it and train or copy it again")
+    try:
+        saved = torch.load(path, weights_only=True, map_location="cpu")
+    except (RuntimeError, EOFError, ValueError, OSError) as e:
+        msg = str(e).splitlines()[0][:160] if str(e) else type(e).__name__
+        if "weights_only" in str(e) or "Unsupported global" in str(e):
+            raise MnasError(f"{what} {path} is in an older format that stores Python objects (written by an "
+                            f"older mnas): train it again with `mnas supernet train`") from None
+        raise MnasError(f"{what} {path} is truncated or not a torch file ({msg}): delete it and train "
+                        f"again") from None
+    except Exception as e:  # an unpickling error of any kind: not a file we wrote
+        if "Weights only load failed" in str(e) or "Unsupported global" in str(e):
+            raise MnasError(f"{what} {path} is in an older format that stores Python objects (written by an "
+                            f"older mnas): train it again with `mnas supernet train`") from None
+        raise MnasError(f"{what} {path} cannot be read ({type(e).__name__}: {str(e).splitlines()[0][:120] if str(e) else ''}); "
+                        f"delete it and train again") from None
+    if not isinstance(saved, dict):
+        raise MnasError(f"{what} {path} holds a {type(saved).__name__}, not a supernet record: train it again")
+    return saved
+
+
+def load_supernet(space: SearchSpace, path: str | Path) -> tuple[Supernet, dict]:
+    """A trained supernet of ``space`` from ``path`` (written by :func:`train_supernet`) and its record."""
+    path = Path(path).expanduser()
+    saved = read_checkpoint(path)
     if "model" not in saved or "num_classes" not in saved:
         raise MnasError(f"{path} is not a finished supernet (an unfinished checkpoint? finish `mnas supernet train`)")
+    if saved.get("format", 1) > FORMAT:
+        raise MnasError(f"{path} has format {saved['format']}, newer than this mnas reads ({FORMAT}): upgrade mnas")
+    fp = saved.get("space_fingerprint")
+    if fp is not None and fp != space_fingerprint(space):
+        raise MnasError(f"{path} was trained on another search space than {getattr(space, 'name', '?')}: "
+                        f"pass the supernet of this space, or train one with `mnas supernet train --space "
+                        f"{getattr(space, 'name', '?')}`")
     supernet = Supernet.from_space(space, saved["num_classes"])
     try:
         supernet.load_state_dict(saved["model"])

@@ -1,4 +1,7 @@
-"""The ``table`` evaluator: NAS-Bench-Macro's measured CIFAR-10 accuracies, looked up.
+"""The ``table`` evaluator: NAS-Bench-Macro's CIFAR-10 or Accel-NASBench's ImageNet accuracies, looked up.
+
+Accel-NASBench (the ``anb`` space; CSV read by :mod:`mnas.anb`) is handled by
+:class:`TableEvaluator` below; the rest of this docstring is NAS-Bench-Macro.
 
 NAS-Bench-Macro (Su et al., CVPR 2021) trained all 3^8 = 6,561 networks of an
 8-layer MobileNetV2-block space on CIFAR-10 with 3 seeds. Its key has one digit
@@ -20,6 +23,8 @@ import math
 import os
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from mnas.accuracy.base import Evaluator, config_digest
 from mnas.arch import Act, Bneck, Conv, Network, make_divisible
@@ -112,24 +117,80 @@ def _digit(i: int, b, cin: int, width: int) -> str:
     raise MnasError(f"{where} ({format_block(b)}) is none of identity, MBConv e3 k3, MBConv e6 k5")
 
 
+BENCHMARKS = ("nasbench_macro", "anb")
+
+
 class TableEvaluator(Evaluator):
-    """Benchmark lookup: ``top1`` = the mean (or one seed's) CIFAR-10 test accuracy of NAS-Bench-Macro."""
+    """Benchmark lookup: NAS-Bench-Macro's CIFAR-10 accuracy, or Accel-NASBench's ImageNet ``val_top1``.
+
+    The benchmark is ``benchmark=`` if given, else read from the table file's suffix
+    (``.json`` NAS-Bench-Macro, ``.csv`` Accel-NASBench), else from the space
+    (``anb`` or ``nasbench_macro``), else chosen per network (an ``anb``-shaped
+    network — 32-channel stride-2 stem, seven blocks — reads Accel-NASBench).
+    Accel-NASBench answers exactly for its 4,626 listed rows (the 10 networks it
+    trained twice answer the mean of their two runs, ``runs: 2``); any other network
+    of its space is an error that names the surrogate (``--evaluator anb``).
+    """
 
     name = "table"
 
-    def __init__(self, space: Any = None, cache: str | Path | None = None, path: str | Path | None = None, seed: int | None = None):
+    def __init__(self, space: Any = None, cache: str | Path | None = None, path: str | Path | None = None,
+                 seed: int | None = None, benchmark: str | None = None):
         super().__init__(space, cache)
-        self.path = Path(path) if path else default_path()
-        self.table = load_table(self.path)
+        if benchmark is not None and benchmark not in BENCHMARKS:
+            raise MnasError(f"table evaluator: benchmark must be one of {', '.join(BENCHMARKS)}, got {benchmark!r}")
+        if benchmark is None and path is not None:
+            benchmark = "anb" if Path(path).suffix.lower() == ".csv" else "nasbench_macro"
+        if benchmark is None and self.space is not None:
+            benchmark = "anb" if getattr(self.space, "name", "") == "anb" else "nasbench_macro"
+        self.benchmark = benchmark  # None: per network
+        self.user_path = Path(path) if path else None
+        self.path = self.user_path or (default_path() if benchmark != "anb" else None)
         if seed is not None and seed not in (0, 1, 2):
             raise MnasError(f"table evaluator: seed must be 0, 1 or 2 (the benchmark's three runs), or None for the mean; got {seed!r}")
+        if seed is not None and benchmark == "anb":
+            raise MnasError("table evaluator: Accel-NASBench has one run per network: drop seed")
         self.seed = seed
+        self._table: dict | None = None
+        if benchmark == "nasbench_macro":
+            self._table = load_table(self.path)
+        elif benchmark == "anb":
+            self.anb_data()
         self._prefix = f"{self.name}:{config_digest(self.config())}:"
 
+    @property
+    def table(self) -> dict:
+        if self._table is None:
+            self._table = load_table(self.user_path if self.benchmark == "nasbench_macro" else None)
+        return self._table
+
+    def anb_data(self):
+        from mnas.anb import load_csv
+
+        return load_csv(self.user_path if self.benchmark == "anb" else None)
+
     def config(self) -> dict:
-        return {"evaluator": self.name, "table": self.path.name, "seed": self.seed}
+        table = self.user_path.name if self.user_path else (self.path.name if self.path else None)
+        cfg = {"evaluator": self.name, "table": table, "seed": self.seed}
+        if self.benchmark != "nasbench_macro":
+            cfg["benchmark"] = self.benchmark or "auto"
+        return cfg
+
+    def _is_anb(self, net: Network | None, sample: dict | None) -> bool:
+        if self.benchmark is not None:
+            return self.benchmark == "anb"
+        if net is None:
+            return getattr(self.space, "name", "") == "anb"
+        from mnas.anb import BLOCKS, STEM_OUT
+
+        return net.stem.stride == 2 and net.stem.out == STEM_OUT and len({b.out for b in net.blocks}) == BLOCKS
 
     def key(self, net: Network | None, sample: dict | None = None) -> str:
+        if self._is_anb(net, sample):
+            from mnas.anb import choices_of, format_code
+
+            use_sample = sample is not None and (net is None or self.space is not None)
+            return format_code(choices_of(sample if use_sample else net, self.space))
         if sample is not None and self.space is not None:
             code = self.space.encode_string(sample)
             if len(code) != sum(STAGES):
@@ -141,7 +202,7 @@ class TableEvaluator(Evaluator):
 
     def _prepare(self, net, sample):
         if net is None and (sample is None or self.space is None):
-            raise MnasError("table evaluator: give a network, or a sample together with the nasbench_macro space")
+            raise MnasError("table evaluator: give a network, or a sample together with the nasbench_macro or anb space")
         return net
 
     def cache_key(self, net: Network | None, sample: dict | None = None) -> str:
@@ -149,9 +210,58 @@ class TableEvaluator(Evaluator):
 
     def _evaluate(self, net: Network | None, sample: dict | None) -> dict:
         k = self.key(net, sample)
+        if "-" in k:
+            return self._anb_results(np.array([_code_choices(k)]))[0]
         row = self.table.get(k)
         if row is None:
             raise MnasError(f"table evaluator: {k} is not in {self.path}")
         top1 = row["mean_acc"] if self.seed is None else row["test_acc"][self.seed]
         return {"top1": float(top1), "loss": math.nan, "cost_s": 0.0, "key": k, "std": row.get("std"),
                 "params": row.get("params"), "flops": row.get("flops")}
+
+    # -- Accel-NASBench, vectorised
+    def _anb_results(self, choices) -> list[dict]:
+        from mnas.anb import format_code
+
+        data = self.anb_data()
+        idx = data.lookup(choices)
+        missing = np.flatnonzero(idx < 0)
+        if len(missing):
+            code = format_code(choices[missing[0]])
+            more = f" (and {len(missing) - 1} more of {len(idx)})" if len(missing) > 1 else ""
+            raise MnasError(f"table evaluator: {code}{more} is not among the {data.networks} networks Accel-NASBench trained "
+                            f"({data.path}); its surrogate answers for every network of the space: --evaluator anb")
+        top1 = data.network_values("val_top1")[idx]
+        top5 = data.network_values("val_top5")[idx] if "val_top5" in data.columns else None
+        macs, params, runs = data.network_values("macs_m")[idx], data.network_values("params_m")[idx], data.runs[idx]
+        out = []
+        for i, c in enumerate(choices):
+            d = {"top1": float(top1[i]), "loss": math.nan, "cost_s": 0.0, "key": format_code(c),
+                 "macs_m": float(macs[i]), "params_m": float(params[i]), "runs": int(runs[i])}
+            if top5 is not None:
+                d["top5"] = float(top5[i])
+            out.append(d)
+        return out
+
+    def evaluate_many(self, nets, samples=None):
+        """Vectorised for Accel-NASBench (one gather for all networks); per network otherwise or with a cache file."""
+        samples = list(samples) if samples is not None else [None] * len(nets)
+        nets = list(nets)
+        if self.cache.path is not None or not nets or not all(self._is_anb(n, s) for n, s in zip(nets, samples)):
+            return super().evaluate_many(nets, samples)
+        from mnas.anb import choices_of
+
+        use_sample = self.space is not None
+        choices = np.stack([choices_of(s if n is None or (use_sample and s is not None) else n, self.space)
+                            for n, s in zip(nets, samples)])
+        results = self._anb_results(choices)
+        for r in results:
+            r.update(evaluator=self.name, cached=False)
+        self.evaluations += len(results)
+        return results
+
+
+def _code_choices(code: str):
+    from mnas.anb import parse_code
+
+    return parse_code(code)

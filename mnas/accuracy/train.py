@@ -4,7 +4,9 @@ This is ground truth at proxy scale (MnasNet trained each sampled model for 5
 epochs on a 50,000-image ImageNet proxy). The recipe is the standard one: SGD
 with Nesterov momentum (or RMSProp), cosine learning-rate decay after a short
 linear warm-up, label smoothing, weight decay on convolution and linear weights
-only, random crop (4-pixel padding) and horizontal flips. Seeded: on CPU the same
+only, random crop (4-pixel padding) and horizontal flips — the pieces of
+:mod:`mnas.training`, shared with NetAdapt fine-tuning (``init_weights=FILE``
+starts from a state dict instead of a fresh initialisation). Seeded: on CPU the same
 seed gives the same top-1 (deterministic algorithms, one seeded generator for
 shuffling and augmentation). Uses all cores unless told otherwise; trains
 channels-last (about 2x faster than channels-first for these depthwise networks
@@ -30,8 +32,13 @@ from typing import Any
 from mnas.accuracy.base import Evaluator
 from mnas.arch import Network
 from mnas.errors import MnasError
+from mnas.protocols import Space
+from mnas.training import OPTIMIZERS, SCHEDULES
 
-OPTIMIZERS = ("sgd", "rmsprop")
+# held-out validation images when ``val_size`` is not given: 5,000 (CIFAR-10 convention), fewer where the
+# training split is small (digits has 1,437 training images; 360 as for ``mnas supernet``)
+DEFAULT_VAL_SIZE = {"digits": 360}
+VAL_SIZE = 5000
 
 
 def adapt_small_input(net: Network, remove: int | str = "auto", min_final: int = 4) -> Network:
@@ -78,10 +85,12 @@ class TrainConfig:
     weight_decay: float = 5e-4
     label_smoothing: float = 0.1
     warmup: float = 0.03  # fraction of the steps with a linear warm-up
+    schedule: str = "cosine"  # after the warm-up: cosine decay to 0, or constant (mnas.training.lr_at)
+    init_weights: str | None = None  # a state-dict file (torch.save) to start from: fine-tuning instead of from scratch
     resolution: int | None = None  # None: the dataset's own
     small_input: Any = "auto"
     train_size: int | None = None  # a stratified proxy subset of the training split
-    val_size: Any = 5000  # count or fraction of train held out for validation
+    val_size: Any = VAL_SIZE  # count or fraction of train held out for validation (digits: 360 unless given)
     split_seed: int = 0
     eval_split: str = "val"  # "test" only for final reporting
     augment: bool = True
@@ -95,34 +104,73 @@ class TrainConfig:
             raise MnasError(f"train evaluator: unknown optimizer {self.optimizer!r} (choose {', '.join(OPTIMIZERS)})")
         if self.eval_split not in ("val", "test"):
             raise MnasError(f"train evaluator: eval_split must be 'val' or 'test', got {self.eval_split!r}")
-        if self.epochs <= 0 and not self.steps:
+        if self.schedule not in SCHEDULES:
+            raise MnasError(f"train evaluator: unknown schedule {self.schedule!r} (choose {', '.join(SCHEDULES)})")
+        if self.steps is not None and self.steps < 0:
+            raise MnasError(f"train evaluator: steps must be >= 0, got {self.steps}")
+        if self.steps == 0 and self.init_weights is None:
+            raise MnasError("train evaluator: steps=0 only makes sense with init_weights=FILE (validate those weights)")
+        if self.epochs <= 0 and self.steps is None:
             raise MnasError("train evaluator: give epochs > 0 or steps > 0")
+        if self.init_weights is not None and not Path(self.init_weights).is_file():
+            raise MnasError(f"train evaluator: init_weights file {self.init_weights} not found (give a state dict "
+                            "saved with torch.save, e.g. a NetAdapt step_NNN.pt)")
         if self.batch_size < 1:
             raise MnasError("train evaluator: batch_size must be >= 1")
 
 
 class TrainEvaluator(Evaluator):
-    """Proxy training from scratch; ``top1``/``loss`` on the held-out validation split."""
+    """Proxy training from scratch (or fine-tuning from ``init_weights``); ``top1``/``loss`` on the held-out
+    validation split. With ``init_weights`` the network is trained as given (its weights fix its shape: no
+    resolution or small-input change), fed at ``resolution`` (default: its own)."""
 
     name = "train"
     Config = TrainConfig
 
-    def __init__(self, space=None, cache: str | Path | None = None, progress: bool = False, **options):
+    def __init__(self, space: Space | str | None = None, cache: str | Path | None = None, progress: bool = False,
+                 **options: Any):
         super().__init__(space, cache)
         fields = {f.name for f in dataclasses.fields(TrainConfig)}
         unknown = sorted(set(options) - fields)
         if unknown:
             raise MnasError(f"train evaluator: unknown option(s) {', '.join(unknown)} (allowed: {', '.join(sorted(fields))})")
+        if "val_size" not in options:  # the default depends on how many images the dataset has
+            options["val_size"] = DEFAULT_VAL_SIZE.get(options.get("dataset", TrainConfig.dataset), VAL_SIZE)
         self.cfg = TrainConfig(**options)
         self.cfg.check()
         self.progress = progress
         self._data = None
+        self._init_state: dict | None = None
+        self._init_sha1 = None
+        if self.cfg.init_weights is not None:  # the weights' content, not the file name, changes the result
+            import hashlib
+
+            self._init_sha1 = hashlib.sha1(Path(self.cfg.init_weights).read_bytes()).hexdigest()
 
     def config(self) -> dict:
         d = dataclasses.asdict(self.cfg)
         for k in ("threads", "device", "data_dir", "channels_last"):  # no change to the result beyond float rounding
             d.pop(k)
+        if d["schedule"] == "cosine":  # keys of results cached before the option existed stay valid
+            d.pop("schedule")
+        if d.pop("init_weights") is not None:
+            d["init_weights_sha1"] = self._init_sha1
         return {"evaluator": self.name, **d}
+
+    def init_state(self) -> dict | None:
+        """The ``init_weights`` state dict, read once (None: train from a seeded fresh initialisation)."""
+        if self.cfg.init_weights is not None and self._init_state is None:
+            import torch
+
+            try:
+                self._init_state = torch.load(self.cfg.init_weights, map_location="cpu", weights_only=True)
+            except Exception as e:  # noqa: BLE001 - any unreadable file is the same user error
+                raise MnasError(f"train evaluator: cannot read init_weights {self.cfg.init_weights} "
+                                f"({type(e).__name__}: {e}); give a file written by torch.save(model.state_dict())") from None
+            if not isinstance(self._init_state, dict) or not all(isinstance(v, torch.Tensor) for v in self._init_state.values()):
+                raise MnasError(f"train evaluator: init_weights {self.cfg.init_weights} is not a state dict "
+                                "(name -> tensor, as torch.save(model.state_dict()) writes)")
+        return self._init_state
 
     # -- data
     def data(self):
@@ -143,15 +191,32 @@ class TrainEvaluator(Evaluator):
 
     def _evaluate(self, net: Network, sample: dict | None) -> dict:
         train, val, ds = self.data()
-        return train_and_evaluate(self.trained_network(net), train, val, ds, self.cfg, progress=self.progress)
+        init = self.init_state()
+        trained = self.trained_network(net) if init is None else net  # inherited weights fix the architecture
+        try:
+            return train_and_evaluate(trained, train, val, ds, self.cfg, progress=self.progress, init_state=init)
+        except RuntimeError as e:
+            if init is None or "state_dict" not in str(e):
+                raise
+            detail = " ".join(line.strip() for line in str(e).splitlines()[1:3])[:300]
+            raise MnasError(f"train evaluator: init_weights {self.cfg.init_weights} do not fit {net}: {detail} "
+                            "(give the architecture those weights were trained for)") from None
 
 
-def train_and_evaluate(net: Network, train, val, ds, cfg: TrainConfig, progress: bool = False) -> dict:
-    """Train ``net`` from scratch on ``train`` and measure top-1 and loss on ``val``."""
+def train_and_evaluate(net: Network, train, val, ds, cfg: TrainConfig, progress: bool = False,
+                       init_state: dict | None = None, return_state: bool = False) -> dict:
+    """Train ``net`` on ``train`` and measure top-1 and loss on ``val``, with :mod:`mnas.training`'s recipe.
+
+    ``init_state`` (a state dict) starts from those weights instead of a seeded fresh
+    initialisation (fine-tuning); ``return_state`` adds the trained weights (on the CPU)
+    as ``"state"``. Inputs are fed at ``cfg.resolution`` (default: the network's own);
+    one-channel images are repeated when the network takes three. ``cfg.steps=0``
+    only validates.
+    """
     import numpy as np
     import torch
-    import torch.nn.functional as F
 
+    from mnas import training
     from mnas.model import build
 
     device = torch.device("cuda" if cfg.device == "auto" and torch.cuda.is_available() else ("cpu" if cfg.device == "auto" else cfg.device))
@@ -165,132 +230,67 @@ def train_and_evaluate(net: Network, train, val, ds, cfg: TrainConfig, progress:
     try:
         torch.manual_seed(cfg.seed)
         gen = torch.Generator().manual_seed(cfg.seed)
-        model = build(net, ds.num_classes).to(device)
+        model = build(net, ds.num_classes)
+        if init_state is not None:
+            model.load_state_dict(init_state, strict=True)
+        model = model.to(device)
         fmt = torch.channels_last if cfg.channels_last else torch.contiguous_format
-        model = model.to(memory_format=fmt)
-        mean = torch.tensor(ds.mean, device=device).view(1, -1, 1, 1)
-        std = torch.tensor(ds.std, device=device).view(1, -1, 1, 1)
+        model = model.to(memory_format=fmt)  # type: ignore[call-overload]  # missing from torch's stubs
+        mean, std = training.stats(ds.mean, ds.std, device)
         xtr = torch.from_numpy(np.ascontiguousarray(train.x)).to(device)
         ytr = torch.from_numpy(train.y).to(device)
         n = len(ytr)
         bs = min(cfg.batch_size, n)
         per_epoch = n // bs
-        steps = cfg.steps or max(1, int(round(cfg.epochs * per_epoch)))
-        decay, no_decay = [], []
-        for p in model.parameters():
-            (decay if p.ndim > 1 else no_decay).append(p)
-        groups = [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
-        if cfg.optimizer == "sgd":
-            lr = cfg.lr if cfg.lr is not None else 0.1 * bs / 128
-            opt = torch.optim.SGD(groups, lr=lr, momentum=0.9, nesterov=True)
-        else:
-            lr = cfg.lr if cfg.lr is not None else 0.01 * bs / 128
-            opt = torch.optim.RMSprop(groups, lr=lr, alpha=0.9, momentum=0.9, eps=0.0316)
+        steps = cfg.steps if cfg.steps is not None else max(1, int(round(cfg.epochs * per_epoch)))
+        lr = cfg.lr if cfg.lr is not None else (0.1 if cfg.optimizer == "sgd" else 0.01) * bs / 128
+        opt = training.make_optimizer(model, cfg.optimizer, lr, cfg.weight_decay)
         warm = int(cfg.warmup * steps)
-
-        def lr_at(step: int) -> float:
-            if step < warm:
-                return lr * (step + 1) / warm
-            t = (step - warm) / max(1, steps - warm)
-            return 0.5 * lr * (1 + math.cos(math.pi * t))
-
-        res = net.resolution
+        res = cfg.resolution or net.resolution
+        chans = net.in_channels
         model.train()
         bar = None
-        if progress:
+        if progress and steps:
             from tqdm import tqdm
 
             bar = tqdm(total=steps, desc="training", unit="step", leave=False)
         order = torch.randperm(n, generator=gen)
-        pos, seen, loss_sum = 0, 0, 0.0
+        pos, seen, done, loss_sum = 0, 0, 0, 0.0
         for step in range(steps):
             if pos + bs > n:
                 order, pos = torch.randperm(n, generator=gen), 0
             idx = order[pos : pos + bs]
             pos += bs
-            x = _prepare(xtr[idx.to(device)], mean, std, res, fmt)
+            x = training.to_input(xtr[idx.to(device)], mean, std, res, chans, fmt)
             if cfg.augment:
-                x = _augment(x, gen, ds.hflip, fmt)
-            y = ytr[idx.to(device)]
-            for g in opt.param_groups:
-                g["lr"] = lr_at(step)
-            with torch.autocast("cuda", dtype=torch.bfloat16, enabled=cuda):
-                out = model(x)
-                loss = F.cross_entropy(out.float(), y, label_smoothing=cfg.label_smoothing)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            lv = float(loss.detach())
+                x = training.augment(x, gen, ds.hflip, memory_format=fmt)
+            training.set_lr(opt, training.lr_at(step, steps, lr, warm, cfg.schedule))
+            lv = training.train_step(model, opt, x, ytr[idx.to(device)], cfg.label_smoothing, cuda)
             if not math.isfinite(lv):
                 break
             loss_sum += lv
             seen += len(idx)
+            done += 1
             if bar is not None:
                 bar.update()
                 bar.set_postfix(loss=f"{lv:.3f}")
         if bar is not None:
             bar.close()
         train_s = time.perf_counter() - t0
-        top1, vloss = _validate(model, val, mean, std, res, fmt, device, cuda)
-        return {
+        top1, vloss = training.validate(model, val.x, val.y, mean, std, res, chans, fmt, device, cuda)
+        result = {
             "top1": top1,
             "loss": vloss,
-            "train_loss": loss_sum / max(1, step + 1),
+            "train_loss": loss_sum / max(1, done + (done < steps)) if steps else math.nan,
             "steps": steps,
             "images": seen,
             "images_per_s": seen / train_s if train_s > 0 else math.nan,
             "cost_s": time.perf_counter() - t0,
             "device": str(device),
         }
+        if return_state:
+            result["state"] = {k: v.detach().to("cpu", copy=True).contiguous() for k, v in model.state_dict().items()}
+        return result
     finally:
         torch.set_num_threads(old_threads)
         torch.use_deterministic_algorithms(old_det)
-
-
-def _prepare(xb, mean, std, res: int, fmt):
-    import torch.nn.functional as F
-
-    x = xb.permute(0, 3, 1, 2).float().div_(255.0)
-    if x.shape[-1] != res:
-        x = F.interpolate(x, size=(res, res), mode="bilinear", align_corners=False, antialias=x.shape[-1] > res)
-    return ((x - mean) / std).contiguous(memory_format=fmt)
-
-
-def _augment(x, gen, hflip: bool, fmt):
-    """Random crop with 1/8-size zero padding and (optionally) horizontal flips, from ``gen``."""
-    import torch
-    import torch.nn.functional as F
-
-    n, _, h, w = x.shape
-    pad = max(1, h // 8)
-    xp = F.pad(x, (pad, pad, pad, pad))
-    dy = torch.randint(0, 2 * pad + 1, (n,), generator=gen)
-    dx = torch.randint(0, 2 * pad + 1, (n,), generator=gen)
-    rows = (dy.view(n, 1) + torch.arange(h).view(1, h)).to(x.device)
-    cols = (dx.view(n, 1) + torch.arange(w).view(1, w)).to(x.device)
-    bidx = torch.arange(n, device=x.device).view(n, 1, 1)
-    out = xp.permute(0, 2, 3, 1)[bidx, rows.view(n, h, 1), cols.view(n, 1, w)].permute(0, 3, 1, 2)
-    if hflip:
-        flip = (torch.rand(n, generator=gen) < 0.5).to(x.device)
-        out = torch.where(flip.view(n, 1, 1, 1), out.flip(3), out)
-    return out.contiguous(memory_format=fmt)
-
-
-def _validate(model, val, mean, std, res, fmt, device, cuda, batch: int = 500) -> tuple[float, float]:
-    import numpy as np
-    import torch
-    import torch.nn.functional as F
-
-    model.eval()
-    correct, loss_sum = 0, 0.0
-    with torch.no_grad(), torch.autocast("cuda", dtype=torch.bfloat16, enabled=cuda):
-        for i in range(0, len(val), batch):
-            x = _prepare(torch.from_numpy(np.ascontiguousarray(val.x[i : i + batch])).to(device), mean, std, res, fmt)
-            y = torch.from_numpy(val.y[i : i + batch]).to(device)
-            out = model(x).float()
-            loss_sum += float(F.cross_entropy(out, y, reduction="sum"))
-            correct += int((out.argmax(1) == y).sum())
-    model.train()
-    n = len(val)
-    loss = loss_sum / n
-    return 100.0 * correct / n, loss if math.isfinite(loss) else math.nan

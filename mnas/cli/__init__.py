@@ -2,7 +2,9 @@
 
 Each entry names a module with ``register(subparsers)``; modules import their heavy
 dependencies (torch, optuna, ray) inside the handlers so ``mnas --help`` stays fast.
-A :class:`~mnas.errors.MnasError` becomes one line on stderr and exit code 2.
+A :class:`~mnas.errors.MnasError` becomes one line on stderr and exit code 2; Ctrl-C or
+SIGTERM one line and exit code 130; any other exception one line naming where its
+traceback was saved (``MNAS_DEBUG=1`` prints it), exit code 1.
 """
 
 from __future__ import annotations
@@ -24,15 +26,81 @@ COMMANDS: dict[str, str] = {
     "netadapt": "mnas.cli.netadapt",
     "replay": "mnas.cli.replay",
     "plot": "mnas.cli.plot",
+    "dashboard": "mnas.cli.dashboard",
 }
+
+
+class UsageExit(SystemExit):
+    """A bad flag, already reported: exit code 2 (``main`` returns it instead of exiting)."""
 
 
 class Parser(argparse.ArgumentParser):
     """argparse that reports a bad flag in one line (and exit code 2), no usage dump."""
 
     def error(self, message: str) -> None:  # type: ignore[override]
-        sys.stderr.write(f"{self.prog}: error: {message} (see `{self.prog} --help`)\n")
-        sys.exit(2)
+        sys.stderr.write(f"{self.prog}: error: {' '.join(message.split())} (see `{self.prog} --help`)\n")
+        raise UsageExit(2)
+
+
+# Validation at the edge: after the subcommands register, every numeric option gets a checking
+# type by its name (a bare ``int`` still rejects negatives, a bare ``float`` nan/inf), and every
+# ``--out`` is checked to be a writable file or folder before any work starts.
+NUMBER_TYPES: dict[str, str] = {
+    # whole numbers >= 1
+    **dict.fromkeys(("trials", "steps", "classes", "rounds", "limit", "samples", "threads", "workers", "batch",
+                     "batch_size", "train_size", "val_size", "resolution", "resolutions", "image_size", "top",
+                     "finetune_steps", "port", "window"), "positive_int"),
+    # whole numbers >= 0
+    **dict.fromkeys(("seed", "low_res", "calibrate", "final_steps", "pretrain_steps"), "nonneg_int"),
+    # finite numbers > 0
+    **dict.fromkeys(("target_ms", "lr", "finetune_lr", "epochs", "budget"), "positive_float"),
+    "gpus_per_trial": "nonneg_float",
+    "delta": "open_fraction",
+    **dict.fromkeys(("alpha", "beta"), "finite_float"),
+}
+# where one name means different things: (subcommand path..., dest) -> type
+COMMAND_NUMBER_TYPES: dict[tuple[str, ...], str] = {
+    ("latency", "explain", "top"): "nonneg_int",  # 0 = every op
+}
+IMAGE_SUFFIXES = (".png", ".pdf", ".svg", ".jpg", ".jpeg", ".webp", ".eps", ".ps", ".tif", ".tiff")
+# what --out is, per subcommand path (a prefix matches: ("plot",) covers every plot)
+OUT_KINDS: dict[tuple[str, ...], tuple[str, tuple[str, ...] | None]] = {
+    ("search",): ("dir", None),
+    ("netadapt",): ("dir", None),
+    ("replay",): ("dir", None),
+    ("latency", "validate"): ("dir", None),
+    ("latency", "profile"): ("file", (".csv",)),
+    ("latency", "import-ofa"): ("file", (".csv",)),
+    ("supernet", "train"): ("file", (".pt",)),
+    ("plot",): ("file", IMAGE_SUFFIXES),
+    ("export",): ("file", None),  # the suffix must match --format: checked by the command
+}
+
+
+def _out_type(kind: str, suffixes):
+    from mnas.cli.common import out_dir_type, out_file_type
+
+    return out_dir_type() if kind == "dir" else out_file_type(suffixes)
+
+
+def _harden(parser: argparse.ArgumentParser, path: tuple[str, ...] = ()) -> None:
+    """Give every numeric option and every ``--out`` of ``parser`` and its subcommands a checking type."""
+    from mnas.cli import common
+
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, child in action.choices.items():
+                _harden(child, (*path, name))
+            continue
+        if action.type in (int, float):
+            default = "nonneg_int" if action.type is int else "finite_float"
+            name = COMMAND_NUMBER_TYPES.get((*path, action.dest)) or NUMBER_TYPES.get(action.dest, default)
+            action.type = getattr(common, name)
+        elif action.dest == "out" and action.type is None:
+            for prefix, (kind, suffixes) in OUT_KINDS.items():
+                if path[: len(prefix)] == prefix:
+                    action.type = _out_type(kind, suffixes)
+                    break
 
 
 def make_parser() -> argparse.ArgumentParser:
@@ -41,26 +109,114 @@ def make_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
     for module in COMMANDS.values():
         importlib.import_module(module).register(sub)
+    _harden(parser)
     return parser
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = make_parser()
-    args = parser.parse_args(argv)
-    if not getattr(args, "func", None):
-        parser.print_help()
-        return 0 if args.command is None else 2
+def _cache_dir():
+    import os
+    from pathlib import Path
+
+    return Path(os.environ.get("MNAS_CACHE") or Path.home() / ".cache" / "mnas").expanduser()
+
+
+def _save_traceback() -> str | None:
+    """Write the current exception's traceback to the cache folder; its path (None if that fails)."""
+    import os
+    import traceback
+
     try:
+        path = _cache_dir() / "last-traceback.txt"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(f"pid {os.getpid()}: mnas {' '.join(sys.argv[1:])}\n" + traceback.format_exc())
+        return str(path)
+    except OSError:
+        return None
+
+
+def _one_line(e: BaseException) -> str:
+    """The message on one line (newlines folded), cut at 1,000 characters."""
+    text = " ".join(str(e).split()) or type(e).__name__
+    return text if len(text) <= 1000 else text[:997] + "..."
+
+
+def _on_sigterm(signum, frame) -> None:
+    import mnas.io
+    from mnas.io import Interrupted
+
+    mnas.io.last_signal = signum
+    raise Interrupted("terminated by SIGTERM", signum)
+
+
+def _on_sigint(signum, frame) -> None:
+    """Ctrl-C outside a search's guard: like Python's own handler, but remembered (see :func:`main`)."""
+    import mnas.io
+
+    mnas.io.last_signal = signum
+    raise KeyboardInterrupt
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the command line; every failure ends as one line on stderr.
+
+    Exit codes: 0 done, 2 bad input (:class:`MnasError`, bad flags), 130 interrupted
+    (Ctrl-C or SIGTERM), 1 an unexpected error (a bug: one line here, the traceback in
+    ``~/.cache/mnas/last-traceback.txt``; ``MNAS_DEBUG=1`` prints it instead).
+    """
+    import os
+    import signal
+    import threading
+
+    debug = os.environ.get("MNAS_DEBUG", "") not in ("", "0")
+    import mnas.io
+
+    mnas.io.last_signal = None
+    old_term = old_int = None
+    if threading.current_thread() is threading.main_thread():
+        old_term = signal.signal(signal.SIGTERM, _on_sigterm)
+        if signal.getsignal(signal.SIGINT) is signal.default_int_handler:  # not when SIGINT is ignored
+            old_int = signal.signal(signal.SIGINT, _on_sigint)
+    try:
+        parser = make_parser()
+        args = parser.parse_args(argv)
+        if not getattr(args, "func", None):
+            parser.print_help()
+            return 0 if args.command is None else 2
         return int(args.func(args) or 0)
+    except UsageExit:
+        return 2
     except MnasError as e:
-        sys.stderr.write(f"mnas: error: {e}\n")
+        sys.stderr.write(f"mnas: error: {_one_line(e)}\n")
         return e.exit_code
     except BrokenPipeError:  # `mnas arch list | head`
         sys.stderr.close()
         return 0
-    except KeyboardInterrupt:
-        sys.stderr.write("mnas: interrupted (everything finished so far is saved)\n")
+    except KeyboardInterrupt as e:
+        from mnas.io import Interrupted
+
+        msg = str(e) if isinstance(e, Interrupted) else "interrupted by SIGINT (Ctrl-C)"
+        sys.stderr.write(f"mnas: {_one_line(Exception(msg))}\n")
         return 130
+    except Exception as e:  # a bug: keep the traceback, but out of the user's way
+        if mnas.io.last_signal is not None and not debug:
+            # raised while a Ctrl-C/SIGTERM was being handled (matplotlib's Agg renderer turns one into
+            # `ValueError: Invalid bounding box`): it is the interrupt, not a bug
+            sys.stderr.write(f"mnas: interrupted by {mnas.io.signal_name(mnas.io.last_signal)}\n")
+            return 130
+        if debug:
+            raise
+        where = _save_traceback()
+        hint = f"traceback in {where}; " if where else ""
+        sys.stderr.write(f"mnas: internal error: {type(e).__name__}: {_one_line(e)} ({hint}rerun with MNAS_DEBUG=1 "
+                         "to print it, and please report it)\n")
+        return 1
+    finally:
+        if old_term is not None:
+            signal.signal(signal.SIGTERM, old_term)
+        if old_int is not None:
+            signal.signal(signal.SIGINT, old_int)
+        if "mnas.io" in sys.modules:  # the command is over: give back the run folders it claimed
+            sys.modules["mnas.io"].release_all()
 
 
 if __name__ == "__main__":  # pragma: no cover

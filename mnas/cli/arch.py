@@ -13,6 +13,8 @@ def register(sub) -> None:
     pl.set_defaults(func=cmd_list)
     ps = asub.add_parser("show", help="paper-style table, parameters and multiply-adds of NAME, FILE or a text form")
     ps.add_argument("arch", metavar="NAME|FILE")
+    ps.add_argument("--space", default=None,
+                    help="ARCH is this space's compact encoding (e.g. --space anb 1311-6321-6521-6331-6531-6541-6311)")
     ps.add_argument("--resolution", type=int, default=None, help="input resolution (default: the architecture's own)")
     ps.add_argument("--classes", type=int, default=1000, help="classifier outputs (default 1000)")
     ps.add_argument("--device", default=None, help="also predict latency on this device's lookup table")
@@ -25,7 +27,7 @@ def cmd_list(args) -> int:
     from mnas import zoo
     from mnas.counting import count
 
-    data = []
+    data: list[dict] = []
     for name in zoo.names():
         c = count(zoo.get(name))
         data.append({"name": name, "params": c.params, "madds": c.madds, "description": zoo.describe(name)})
@@ -44,7 +46,12 @@ def cmd_show(args) -> int:
     from mnas.counting import count
     from mnas.resolve import load_arch
 
-    net = load_arch(args.arch, args.resolution)
+    space = None
+    if args.space:
+        from mnas.space import load_space
+
+        space = load_space(args.space)
+    net = load_arch(args.arch, args.resolution, space=space)
     c = count(net, args.classes)
     latency = None
     if args.device:

@@ -1,7 +1,8 @@
-"""`mnas latency list|predict|profile|validate|import-ofa`: per-device latency lookup tables."""
+"""`mnas latency list|predict|explain|profile|calibrate|validate|import-ofa`: per-device latency lookup tables."""
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 
@@ -26,6 +27,15 @@ def register(sub) -> None:
     add_json_flag(pp)
     pp.set_defaults(func=cmd_predict)
 
+    pe = lsub.add_parser("explain", help="where a network's time goes: per-op latency and share on a device")
+    pe.add_argument("arch", metavar="NAME|FILE", help="a zoo name, an architecture file or the text form")
+    pe.add_argument("--device", required=True, help="device name (see `mnas latency list`) or a table file")
+    pe.add_argument("--resolution", type=int, default=None)
+    pe.add_argument("--classes", type=int, default=1000)
+    pe.add_argument("--top", type=int, default=0, metavar="N", help="show only the N most expensive ops (default all)")
+    add_json_flag(pe)
+    pe.set_defaults(func=cmd_explain)
+
     pr = lsub.add_parser("profile", help="measure every distinct op of a search space or of networks (resumable)")
     pr.add_argument("--device", required=True, help="name of the table to write (latency_tables/NAME.csv)")
     pr.add_argument("--engine", choices=("onnxruntime", "torch"), default="onnxruntime")
@@ -48,6 +58,26 @@ def register(sub) -> None:
     pr.add_argument("--out", default=None, help="table file (default latency_tables/DEVICE.csv)")
     add_json_flag(pr)
     pr.set_defaults(func=cmd_profile)
+
+    pc = lsub.add_parser("calibrate", help="build, calibrate and validate a table for this machine in one command "
+                                           "(resumable)")
+    pc.add_argument("--device", required=True, help="name of the table to write (latency_tables/NAME.csv)")
+    pc.add_argument("--engine", choices=("onnxruntime", "torch"), required=True)
+    pc.add_argument("--space", nargs="+", required=True, metavar="FILE|NAME", help="search space(s) to cover")
+    pc.add_argument("--samples", type=int, default=100, help="random networks to validate on, split over the spaces "
+                                                             "(default 100; seed 1)")
+    pc.add_argument("--calibration", type=int, default=40, metavar="N",
+                    help="random networks (seed 0) measured end to end to fit the composition (default 40)")
+    pc.add_argument("--rounds", type=int, default=5, help="interleaved measuring rounds per network (default 5)")
+    pc.add_argument("--budget", type=float, default=0.04, help="seconds of timed calls per op (default 0.04)")
+    pc.add_argument("--threads", type=int, default=1, help="engine threads (default 1)")
+    pc.add_argument("--protocol", choices=("interleaved", "sequential"), default="interleaved",
+                    help="interleaved (default): calibration and validation networks timed in the same shuffled "
+                         "rounds; sequential: calibration first, then validation")
+    pc.add_argument("--out", default=None, help="table file (default latency_tables/DEVICE.csv)")
+    pc.add_argument("--work", default=None, help="folder for the measurements (default runs/latency_calibrate/DEVICE)")
+    add_json_flag(pc)
+    pc.set_defaults(func=cmd_calibrate)
 
     pv = lsub.add_parser("validate", help="measure random networks end to end against the table's prediction")
     pv.add_argument("--device", required=True)
@@ -80,6 +110,9 @@ def cmd_list(args) -> int:
         a, b = t.correction
         rows.append({"device": name, "ops": len(t), "engine": t.meta.get("engine", ""), "cpu": t.meta.get("cpu", ""),
                      "threads": t.meta.get("threads"), "correction_a": a, "correction_b": b, "path": str(path)})
+    from mnas.latency.surrogate import model_device_rows  # madds and Accel-NASBench's measured devices
+
+    rows = [{**r, "kind": "lookup table"} for r in rows] + model_device_rows()
     if args.json:
         print_json(rows)
         return 0
@@ -113,6 +146,52 @@ def cmd_predict(args) -> int:
         print(f"{d['arch']} @ {d['resolution']}: {d['latency_ms']:.2f} ms on {d['device']} (predicted)")
         for op in d.get("ops", []):
             print(f"  {op['ms']:9.4f}  {op['key']}")
+    return 0
+
+
+def explain(net, pred) -> dict:
+    """Per-op breakdown of ``net`` on ``pred``: key, kind, ms (with the table's correction spread over the ops), share."""
+    from mnas.latency.keys import head_ops
+
+    ops = pred.op_breakdown(net)
+    listed = set(pred._ms)
+    a, b = pred.table.correction
+    total = pred.predict(net)
+    names = ["stem" if la.index < 0 else f"block {la.index}" for la in net.layers()]
+    names += [f"head {h.kind}" for h in head_ops(net, pred.num_classes)]
+    rows = [{"position": n, "key": k, "ms": a * ms, "share": (a * ms) / total if total else 0.0,
+             "source": "table" if k in listed else "model"} for n, (k, ms) in zip(names, ops)]
+    return {"device": pred.device, "resolution": net.resolution, "latency_ms": total, "op_sum_ms": sum(ms for _, ms in ops),
+            "correction": {"a": a, "b": b}, "ops": rows,
+            "note": "ms = a * op ms; the correction's constant b is not spread over the ops"}
+
+
+def cmd_explain(args) -> int:
+    from mnas.latency import get_predictor
+    from mnas.resolve import load_arch
+
+    if args.top < 0:
+        raise MnasError(f"--top must be >= 0, got {args.top}")
+    pred = get_predictor(args.device, num_classes=args.classes)
+    net = load_arch(args.arch, args.resolution)
+    res = {"arch": args.arch, **explain(net, pred)}
+    rows = res["ops"]
+    if args.top:
+        rows = sorted(rows, key=lambda r: -r["ms"])[: args.top]
+    if args.json:
+        print_json({**res, "ops": rows})
+        return 0
+    print(f"{args.arch} @ {res['resolution']}: {res['latency_ms']:.2f} ms on {res['device']} (predicted)")
+    wk = max([len(r["key"]) for r in rows] + [6])
+    print(f"{'position':<11} {'op key':<{wk}} {'ms':>8} {'share':>6}  bar")
+    for r in rows:
+        bar = "#" * int(round(r["share"] * 50))
+        flag = "  (priced by the model)" if r["source"] == "model" else ""
+        print(f"{r['position']:<11} {r['key']:<{wk}} {r['ms']:>8.3f} {r['share'] * 100:>5.1f}%  {bar}{flag}")
+    a, b = res["correction"]["a"], res["correction"]["b"]
+    if (a, b) != (1.0, 0.0):
+        print(f"correction: latency = {a:.4f} * op sum ({res['op_sum_ms']:.3f} ms) + {b:.4f} ms; "
+              f"the constant {b:.3f} ms ({b / res['latency_ms'] * 100:.1f} %) belongs to no op")
     return 0
 
 
@@ -196,6 +275,177 @@ def cmd_profile(args) -> int:
             print(f"correction: latency = {corr['a']:.4f} * sum + {corr['b']:.4f} ms "
                   f"(fitted on {corr['n']} networks; MAPE raw sum {corr['mape_raw_sum']:.1f} % -> {corr['mape_fit']:.1f} %)")
     return 0
+
+
+def cmd_calibrate(args) -> int:
+    from mnas.latency.profiler import ensure_malloc_env
+
+    ensure_malloc_env()  # re-executes once with pinned glibc thresholds (no-op when already set)
+    import random
+    import time
+
+    import numpy as np
+    import pandas as pd
+
+    from mnas.latency import profiler
+    from mnas.latency.validate import error_stats, scatter_plot
+    from mnas.space import load_space
+
+    for name, v, lo in (("--samples", args.samples, 2), ("--calibration", args.calibration, 2), ("--rounds", args.rounds, 1)):
+        if v < lo:
+            raise MnasError(f"{name} must be >= {lo}, got {v}")
+    t0 = time.perf_counter()
+    out = _default_out(args.device, args.out)
+    work = Path(args.work or Path("runs") / "latency_calibrate" / args.device)
+    spaces = list({sp.name: sp for sp in (load_space(s) for s in args.space)}.values())
+    runner = profiler.Runner(args.engine, threads=args.threads, budget_s=args.budget)
+    table = profiler.open_table(out, args.device, runner)  # resumes a table of this engine and this CPU
+    say = (lambda msg: None) if args.json else (lambda msg: sys.stderr.write(msg + "\n"))
+
+    # 1. every op the spaces can produce (appended one line at a time: a kill loses nothing)
+    ops = list({op.key: op for sp in spaces for op in profiler.space_ops(sp)}.values())
+    table.meta["spaces"] = sorted(set(table.meta.get("spaces", [])) | {sp.name for sp in spaces})
+    table.save()
+    todo = sum(op.key not in table for op in ops)
+    say(f"[1/3] {out}: {len(ops)} distinct ops, {len(ops) - todo} already measured, {todo} to measure")
+    measured_now = profiler.profile_ops(ops, table, runner)
+    t_ops = time.perf_counter() - t0
+
+    # 2.+3. whole networks end to end: calibration networks (seed 0) to fit the composition, validation networks
+    # (seed 1) to judge it. Interleaved (default): both sets are timed in the same rounds, in a shuffled order, so a
+    # change in the machine's load between calibrating and validating cannot masquerade as a model error.
+    def split(n):
+        return [n // len(spaces) + (i < n % len(spaces)) for i in range(len(spaces))]
+
+    recs, nets = [], []
+    for sp, ncal, nval in zip(spaces, split(args.calibration), split(args.samples)):
+        for which, seed, n in (("calibration", 0, ncal), ("validation", 1, nval)):
+            rng = random.Random(seed)
+            for _ in range(n):
+                smp = sp.sample(rng)
+                nets.append(sp.decode(smp))
+                recs.append({"space": sp.name, "set": which, "arch": sp.encode_string(smp)})
+    df = pd.DataFrame(recs)
+    from mnas.counting import count
+
+    df["madds"] = [count(n).madds for n in nets]
+    sums = [profiler.type_sums(table, n) for n in nets]
+    df["op_sum_ms"] = [sum(t.values()) for t in sums]
+    order = list(range(len(nets)))
+    if args.protocol == "interleaved":
+        random.Random(2).shuffle(order)
+        groups = [order]
+    else:  # sequential: all calibration rounds first, then all validation rounds (the older protocol)
+        groups = [[i for i in order if recs[i]["set"] == w] for w in ("calibration", "validation")]
+    say(f"[2/3] {args.calibration} calibration + {args.samples} validation networks end to end, {args.rounds} "
+        f"rounds ({args.protocol})")
+    csv_path = work / "networks.csv"
+    work.mkdir(parents=True, exist_ok=True)
+    measure_rounds(df, nets, groups, runner, args.rounds, csv_path, progress=not args.json)
+    rcols = [f"round{r}_ms" for r in range(args.rounds)]
+    df["measured_ms"] = df[rcols].min(axis=1)
+    cal = (df["set"] == "calibration").to_numpy()
+    corr = profiler.fit_composition([sums[i] for i in np.flatnonzero(cal)], df.loc[cal, "measured_ms"].to_numpy())
+    names = [f"{r['space']}:{r['arch']}" for r in recs if r["set"] == "calibration"]
+    corr.update({"rounds": args.rounds, "protocol": args.protocol, "networks": names,
+                 "points_ms": [[round(float(a), 4), round(float(m), 4)] for a, m in
+                               zip(df.loc[cal, "op_sum_ms"], df.loc[cal, "measured_ms"])]})
+    table.meta["correction"] = corr
+    table.save()
+    t_cal = time.perf_counter() - t0 - t_ops
+
+    say("[3/3] validation")
+    from mnas.latency.predictor import Predictor
+
+    pred = Predictor(table)
+    df["predicted_ms"] = [pred.predict(n) for n in nets]
+    df.to_csv(csv_path, index=False)
+    val = df[~cal]
+
+    def judge(v) -> dict:
+        m = v["measured_ms"].to_numpy()
+        c, d = np.polyfit(v["madds"], m, 1)
+        ta, tb = np.polyfit(v["op_sum_ms"], m, 1)
+        return {"table": error_stats(v["predicted_ms"], m), "table_uncorrected": error_stats(v["op_sum_ms"], m),
+                "table_refit": error_stats(ta * v["op_sum_ms"] + tb, m), "madds_proxy": error_stats(c * v["madds"] + d, m),
+                "round_spread_pct": float(np.median((v[rcols].max(axis=1) / v[rcols].min(axis=1) - 1) * 100))}
+
+    pooled = judge(val)
+    c, d = np.polyfit(val["madds"], val["measured_ms"], 1)
+    scatter_plot(val.assign(madds_fit_ms=c * val["madds"] + d),
+                 {"device": args.device, "engine": runner.describe(), "space": ", ".join(sp.name for sp in spaces),
+                  "samples": int(len(val)), **pooled}, work / "scatter.png")
+    per_space = {name: judge(v) for name, v in val.groupby("space")} if len(spaces) > 1 else {spaces[0].name: pooled}
+    wall = time.perf_counter() - t0
+    result = {
+        "device": args.device, "table": str(out), "engine": runner.describe(), "cpu": table.meta.get("cpu"),
+        "cpu_info": table.meta.get("cpu_info"), "spaces": [sp.name for sp in spaces], "ops": len(ops),
+        "measured_now": measured_now, "correction": {k: v for k, v in corr.items() if k not in ("networks", "points_ms")},
+        "samples": int(len(val)), "calibration_networks": int(cal.sum()), "rounds": args.rounds,
+        "protocol": args.protocol, "uptime_load": _load(),
+        "mape": pooled["table"]["mape"], "within_10": pooled["table"]["within_10"],
+        "kendall_tau": pooled["table"]["kendall_tau"], "validation": pooled, "per_space": per_space,
+        "wall_s": {"ops": round(t_ops, 1), "networks": round(t_cal, 1), "validation": round(wall - t_ops - t_cal, 1),
+                   "total": round(wall, 1)},
+        "work": str(work),
+    }
+    (work / "calibrate.json").write_text(json.dumps(result, indent=2) + "\n")
+    if args.json:
+        print_json(result)
+        return 0
+    print(f"{out}: {len(table)} ops ({measured_now} measured now) on {result['cpu']}, {runner.describe()}; "
+          f"{wall / 60:.1f} min")
+    print("composition: latency = " + " + ".join(f"{v:.3f}*{t}" for t, v in corr["per_type"].items())
+          + f" {'-' if corr['b'] < 0 else '+'} {abs(corr['b']):.3f} ms (fitted on {corr['n']} networks: MAPE raw sum {corr['mape_raw_sum']:.1f} % -> "
+          f"{corr['mape_fit']:.1f} %)")
+    print(f"validation on {len(val)} other random networks ({', '.join(result['spaces'])}), {args.rounds} rounds:")
+    print(f"  {'predictor':<34} {'MAPE':>7} {'±10 %':>6} {'Kendall τ':>9}")
+    rows = [("all", "lookup table (calibrated)", pooled["table"]), ("all", "lookup table (raw op sum)",
+            pooled["table_uncorrected"]), ("all", "op sum, linear fit on this set", pooled["table_refit"]),
+            ("all", "multiply-adds, fit on this set", pooled["madds_proxy"])]
+    if len(spaces) > 1:
+        for name, r in per_space.items():
+            rows += [(name, f"{name}: lookup table", r["table"]), (name, f"{name}: multiply-adds", r["madds_proxy"])]
+    for _, label, st in rows:
+        print(f"  {label:<34} {st['mape']:>6.2f}% {st['within_10'] * 100:>5.0f}% {st['kendall_tau']:>9.3f}")
+    print(f"measurement repeatability: a network's rounds differ by {pooled['round_spread_pct']:.1f} % (median max/min"
+          f" - 1); load average {result['uptime_load']}")
+    print(f"per-network measurements: {csv_path}; plot: {work / 'scatter.png'}")
+    return 0
+
+
+def _load() -> str:
+    try:
+        return " ".join(Path("/proc/loadavg").read_text().split()[:3])
+    except OSError:
+        return "unknown"
+
+
+def measure_rounds(df, nets, groups, runner, rounds: int, csv_path: Path, progress: bool = True) -> None:
+    """Time ``nets`` end to end in interleaved rounds, resumably: round columns of ``df`` saved after every round.
+
+    ``groups`` are lists of row indices measured one after the other (each group all its rounds first).
+    A rerun with the same networks reuses the rounds already in ``csv_path``.
+    """
+    import pandas as pd
+
+    if csv_path.is_file():
+        old = pd.read_csv(csv_path, dtype={"arch": str})
+        if list(old["arch"]) == list(df["arch"]):
+            for c in old.columns:
+                if c.startswith("round"):
+                    df[c] = old[c]
+    for g in groups:
+        todo = [r for r in range(rounds) if f"round{r}_ms" not in df.columns or df.loc[g, f"round{r}_ms"].isna().any()]
+        if not todo:
+            continue
+        calls = runner.network_calls([nets[i] for i in g], progress=progress)
+        for r in todo:
+            col = f"round{r}_ms"
+            if col not in df.columns:
+                df[col] = float("nan")
+            df.loc[g, col] = runner.time_calls(calls, rounds=1, progress=progress)[0]
+            df.to_csv(csv_path, index=False)  # a kill loses at most the round in progress
 
 
 def cmd_validate(args) -> int:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from mnas.cli.common import add_json_flag, print_json
+from mnas.registries import devices, evaluators, listing
 
 # flags that define a run (saved in its config.yaml); --resume refuses them
 RUN_FLAGS = ("arch", "device", "target_ms", "evaluator", "eval_option", "dataset", "data_dir", "image_size", "budget",
@@ -20,9 +21,9 @@ def register(sub) -> None:
                     "Every step is saved in the run folder; --resume continues a killed run.",
     )
     p.add_argument("--arch", metavar="NAME|FILE", help="seed network: a reference name, a file or a text form")
-    p.add_argument("--device", help="latency table: a device name (`mnas latency list`) or a table file")
+    p.add_argument("--device", help=f"latency table: {listing(devices())}, or a table file")
     p.add_argument("--target-ms", type=float, help="stop when the predicted latency is at or below this (ms)")
-    p.add_argument("--evaluator", choices=("finetune", "train", "supernet", "predictor", "table"),
+    p.add_argument("--evaluator", choices=("finetune", *evaluators()),
                    help="finetune (default): inherit weights and fine-tune each proposal; or score proposals with an "
                         "mnas evaluator (`mnas eval`), without weights")
     p.add_argument("--eval-option", action="append", metavar="KEY=VALUE",
@@ -55,17 +56,9 @@ def register(sub) -> None:
 
 
 def _options(items) -> dict:
-    import yaml
+    from mnas.run import parse_options
 
-    from mnas.errors import MnasError
-
-    out = {}
-    for item in items or ():
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            raise MnasError(f"--eval-option {item!r}: expected KEY=VALUE")
-        out[key.strip()] = yaml.safe_load(value)
-    return out
+    return parse_options(items, "--eval-option")
 
 
 def make_config(args):
@@ -102,12 +95,20 @@ def cmd_netadapt(args) -> int:
         raise MnasError(f"--workers must be >= 1, got {args.workers}")
     progress = not (args.no_progress or args.json)
     if args.resume:
-        given = [f"--{n.replace('_', '-')}" for n in RUN_FLAGS if getattr(args, n) is not None]
+        # --data-dir says where the data lives, not what it is: a resume may correct it (issue 15)
+        given = [f"--{n.replace('_', '-')}" for n in RUN_FLAGS if getattr(args, n) is not None and n != "data_dir"]
         if given or args.out:
             extra = given + (["--out"] if args.out else [])
             raise MnasError(f"--resume continues {args.resume} with its saved settings (config.yaml): "
                             f"drop {', '.join(extra)}")
         run = NetAdapt.open(args.resume, progress=progress)
+        if args.data_dir is not None and args.data_dir != run.config.data_dir:
+            import yaml
+
+            from mnas.io import atomic_write_text
+
+            run.config.data_dir = args.data_dir
+            atomic_write_text(Path(args.resume) / "config.yaml", yaml.safe_dump(run.config.to_dict(), sort_keys=False))
     else:
         config = make_config(args)
         out = args.out
@@ -116,7 +117,16 @@ def cmd_netadapt(args) -> int:
             dev = re.sub(r"[^A-Za-z0-9_.-]+", "_", Path(args.device).stem)
             out = f"runs/netadapt-{name}-{dev}-{args.target_ms:g}ms"
         run = NetAdapt.create(out, config, progress=progress)
-    summary = run.run(args.backend, args.workers)
+    try:
+        summary = run.run(args.backend, args.workers)
+    except KeyboardInterrupt as e:  # one line that says how to go on (issue 15)
+        from mnas.io import Interrupted, signal_name
+
+        steps = len(list(run.dir.glob("step_*.yaml")))
+        saved = f"{steps} finished step(s) are saved in {run.dir}" if steps else f"no step had finished ({run.dir} " \
+            "holds its settings)"
+        raise Interrupted(f"interrupted by {signal_name(getattr(e, 'signum', None) or 2)}: {saved}; continue with "
+                          f"`mnas netadapt --resume {run.dir}`", getattr(e, "signum", None)) from None
     table = path_table(run.dir)
     if args.json:
         rows = table.drop(columns=["arch"]).astype(object)

@@ -87,12 +87,35 @@ def cmd_replay(args) -> int:
 
 def _run_device(run: Path) -> str | None:
     """The device a search run used (its config.yaml), if it says."""
-    import yaml
+    from mnas.io import load_yaml_file
 
     cfg = run / "config.yaml"
     if not cfg.is_file():
         return None
-    return (yaml.safe_load(cfg.read_text()) or {}).get("device")
+    data = load_yaml_file(cfg, "search config YAML")
+    return data.get("device") if isinstance(data, dict) else None
+
+
+def _warn_if_short(run: Path, n_table: int) -> None:
+    """One warning line when a run's trials table holds fewer trials than its storage (a cut or copied file)."""
+    import sys
+
+    import optuna
+
+    from mnas.cli.dashboard import run_storage
+    from mnas.errors import MnasError
+    from mnas.search.config import SearchConfig
+
+    try:
+        storage = run_storage(run)
+        name = SearchConfig.load(run / "config.yaml").study_name
+        study = optuna.load_study(study_name=name, storage=storage)
+        stored = len(study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)))
+    except (MnasError, KeyError, ValueError):  # no storage to compare with (a copied table, memory storage)
+        return
+    if stored > n_table:
+        print(f"warning: {run}: the trials table holds {n_table} of the {stored} completed trials in the run's "
+              f"storage; rewrite it with `mnas search --resume {run}`", file=sys.stderr)
 
 
 def cmd_pareto(args) -> int:
@@ -105,12 +128,19 @@ def cmd_pareto(args) -> int:
     if args.device is None and others - {device}:
         raise MnasError(f"the runs used different devices ({', '.join(sorted({device, *others} - {None}))}): "
                         "their latencies do not compare; choose one with --device")
-    fronts = []
+    fronts: list[dict] = []
     for r in runs:
+        _warn_if_short(r, len(load_trials(r)))
         front = pareto_front(load_trials(r))
         keep = [c for c in ("number", ACC, LAT, "madds", "params", "reward", "arch") if c in front.columns]
         fronts.append({"run": str(r), "trials": len(load_trials(r)), "front": _records(front[keep])})
-    out = plot_pareto(runs, args.out or runs[0] / "pareto.png", device=device)
+    refs = None
+    if device:
+        from mnas.latency import get_predictor
+        from mnas.run import zoo_references
+
+        refs = zoo_references(get_predictor(device))
+    out = plot_pareto(runs, args.out or runs[0] / "pareto.png", device=device, references=refs)
     if args.json:
         print_json({"plot": str(out), "device": device, "runs": fronts})
     else:

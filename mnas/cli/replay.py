@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from mnas.cli.common import add_json_flag, print_json
+from mnas.registries import devices, evaluators, listing, strategies
 
 
 def register(sub) -> None:
@@ -14,21 +15,27 @@ def register(sub) -> None:
                     "Writes report.md, replay.png and the data of every phase to the run folder; running the "
                     "same command again resumes a killed replay (finished phases are skipped).",
     )
-    p.add_argument("replay", choices=("v3-large", "v3-small"), help="which network's discovery to replay")
+    p.add_argument("replay", choices=("v3-large", "v3-small", "mnasnet"),
+                   help="which network's discovery to replay (mnasnet: MnasNet's search stage on Accel-NASBench, "
+                        "mnas/replay/mnasnet.py)")
+    p.add_argument("--variant", choices=("mnasnet", "efficientnet"), default="mnasnet",
+                   help="mnasnet only: 75 ms on pixel1 (MnasNet) or 400 M multiply-adds on madds (EfficientNet-B0)")
     p.add_argument("--budget", choices=("smoke", "default", "paper"), default="default",
-                   help="smoke (a minute), default (about 30 min on 2 cores with the predictor evaluator), "
+                   help="smoke (seconds), default (under a minute on 2 cores: 800 search trials and NetAdapt "
+                        "scored by the imagenet estimate), "
                         "paper (real training / fine-tuning, Ray)")
-    p.add_argument("--evaluator", choices=("train", "supernet", "predictor", "table"),
+    p.add_argument("--evaluator", choices=evaluators(),
                    help="accuracy signal for search, NetAdapt and the report (default: the budget's)")
     p.add_argument("--eval-option", action="append", metavar="KEY=VALUE",
                    help="option for the evaluator (repeatable; see `mnas eval --help`)")
     p.add_argument("--dataset", help="proxy data for training evaluators")
     p.add_argument("--data-dir", help="where the dataset lives")
-    p.add_argument("--device", default="pixel1", help="latency table: a device name or a table file (default pixel1)")
+    p.add_argument("--device", default=None, help=f"latency table: {listing(devices())}, or a table file (default pixel1; "
+                   "madds for mnasnet --variant efficientnet)")
     p.add_argument("--target-ms", type=float,
                    help="NetAdapt's target (default: the published V3's predicted latency on --device)")
     p.add_argument("--trials", type=int, help="search trials (v3-small; default from --budget)")
-    p.add_argument("--strategy", help="search strategy (v3-small; default from --budget: rl = MnasNet's controller)")
+    p.add_argument("--strategy", choices=strategies(), help="search strategy (v3-small; default from --budget: rl = MnasNet's controller)")
     p.add_argument("--delta", type=float, help="NetAdapt's δ as a fraction of the seed's latency (default from --budget)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     p.add_argument("--out", metavar="RUN", help="run folder (default runs/replay-NAME-BUDGET); an existing one resumes")
@@ -40,22 +47,35 @@ def register(sub) -> None:
 def make_config(args):
     from pathlib import Path
 
-    from mnas.cli.netadapt import _options
+    from mnas.run import parse_options
     from mnas.replay import ReplayConfig
 
+    args.device = args.device or "pixel1"
     device = args.device if not Path(args.device).is_file() else str(Path(args.device).resolve())
     given = {k: getattr(args, k) for k in ("evaluator", "target_ms", "trials", "strategy", "delta", "dataset", "data_dir")
              if getattr(args, k) is not None}
     return ReplayConfig(replay=args.replay, budget=args.budget, device=device, seed=args.seed,
-                        evaluator_options=_options(args.eval_option), **given)
+                        evaluator_options=parse_options(args.eval_option, "--eval-option"), **given)
 
 
 def cmd_replay(args) -> int:
     from mnas.replay import run_replay
 
+    if args.replay == "mnasnet":  # MnasNet's search stage: its own module (H4)
+        from mnas.replay.mnasnet import cmd_replay_mnasnet
+
+        return cmd_replay_mnasnet(args)
+
     config = make_config(args)
     out = args.out or f"runs/replay-{args.replay}-{args.budget}"
-    summary = run_replay(config, out, progress=not (args.no_progress or args.json))
+    try:
+        summary = run_replay(config, out, progress=not (args.no_progress or args.json))
+    except KeyboardInterrupt as e:  # one line that says how to go on (issue 15)
+        from mnas.io import Interrupted, signal_name
+
+        name = signal_name(getattr(e, "signum", None) or 2)
+        raise Interrupted(f"interrupted by {name}: finished phases and trials are saved in {out}; run the same "
+                          "command again to continue", getattr(e, "signum", None)) from None
     if args.json:
         print_json(summary)
         return 0

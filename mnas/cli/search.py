@@ -8,12 +8,14 @@
 from __future__ import annotations
 
 from mnas.cli.common import add_json_flag, print_json
+from mnas.registries import devices, evaluators, listing, spaces, strategies
 from mnas.errors import MnasError
 
 # flag dest -> SearchConfig field (flags left at None do not override the config file)
 _FIELDS = ("target_ms", "space", "layerwise", "device", "evaluator", "dataset", "data_dir", "strategy", "trials",
-           "reward", "alpha", "beta", "seed", "out", "storage", "backend", "address", "gpus_per_trial", "top")
-_RESUME_OK = {"trials", "backend", "address", "gpus_per_trial", "top"}
+           "reward", "alpha", "beta", "seed", "out", "storage", "batch", "window", "backend", "address", "gpus_per_trial", "top")
+# data_dir: where the data lives, not what it is; a resume may correct it (issue 15)
+_RESUME_OK = {"trials", "backend", "address", "gpus_per_trial", "top", "data_dir"}
 
 
 def register(sub) -> None:
@@ -24,16 +26,17 @@ def register(sub) -> None:
         "(resumable), results go to a run folder.",
     )
     p.add_argument("--target-ms", type=float, default=None, help="latency target in ms on --device")
-    p.add_argument("--space", default=None, help="search space name or file (default v3_small)")
+    p.add_argument("--space", default=None, help=f"search space: {listing(spaces())}, or a YAML file (default v3_small)")
     p.add_argument("--layerwise", action="store_true", default=None, help="per-layer choices instead of per-stage")
-    p.add_argument("--device", default=None, help="latency table: device name or file (default pixel1)")
-    p.add_argument("--evaluator", default=None, choices=["train", "supernet", "predictor", "table"],
-                   help="accuracy signal (default predictor)")
+    p.add_argument("--device", default=None, help=f"latency table: {listing(devices())}, or a table file (default pixel1)")
+    p.add_argument("--evaluator", default=None, choices=evaluators(),
+                   help="accuracy signal (default: imagenet, the estimated ImageNet top-1, on v3_small/v3_large/mnasnet; "
+                   "predictor elsewhere)")
     p.add_argument("--evaluator-option", action="append", default=[], metavar="KEY=VALUE",
                    help="evaluator option (repeatable), e.g. epochs=3")
     p.add_argument("--dataset", default=None, help="dataset for the train/supernet evaluators")
     p.add_argument("--data-dir", default=None, help="where the dataset lives")
-    p.add_argument("--strategy", default=None, help="rl, evolution, tpe, nsga2 or random (default evolution; tpe with --reward pareto)")
+    p.add_argument("--strategy", default=None, choices=strategies(), help="search strategy (default evolution; tpe with --reward pareto)")
     p.add_argument("--strategy-option", action="append", default=[], metavar="KEY=VALUE",
                    help="strategy option (repeatable), e.g. population_size=50")
     p.add_argument("--trials", type=int, default=None, help="number of completed trials to reach (default 300)")
@@ -45,7 +48,14 @@ def register(sub) -> None:
     p.add_argument("--resume", default=None, metavar="RUN", help="continue the search in run folder RUN")
     p.add_argument("--config", default=None, metavar="FILE", help="settings from a config.yaml; flags override")
     p.add_argument("--storage", default=None, metavar="URL",
-                   help="Optuna RDB URL (postgresql://…, mysql://…); default: trials.db in the run folder")
+                   help="Optuna RDB URL (postgresql://…, mysql://…) or journal:FILE; default: trials.journal in the run "
+                        "folder for instant evaluators (predictor, table, anb), trials.db (SQLite, heartbeats) otherwise")
+    p.add_argument("--window", type=int, default=None, metavar="N",
+                   help="the strategy sees only the newest N trials (default: 500 for tpe, whose cost grows with "
+                        "every trial; all for the others)")
+    p.add_argument("--batch", type=int, default=None, metavar="K",
+                   help="trials asked, measured together and stored per round (journal storage; default: 64 for random, "
+                        "the controller's batch_size for rl, 1 for the others: the sequential trials)")
     p.add_argument("--backend", default=None, choices=["local", "ray"], help="run trials here or through Ray Tune")
     p.add_argument("--address", default=None, metavar="HOST:PORT", help="Ray cluster address (with --backend ray)")
     p.add_argument("--gpus-per-trial", type=float, default=None, help="GPUs per Ray trial (default 0)")
@@ -56,15 +66,9 @@ def register(sub) -> None:
 
 
 def _options(pairs: list[str], flag: str) -> dict:
-    import yaml
+    from mnas.run import parse_options
 
-    out = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep or not key:
-            raise MnasError(f"{flag} {pair!r}: expected KEY=VALUE")
-        out[key.replace("-", "_")] = yaml.safe_load(value)
-    return out
+    return parse_options(pairs, flag)
 
 
 def config_from_args(args):
@@ -103,6 +107,11 @@ def config_from_args(args):
     return cfg
 
 
+# what a resumed search's trials mean (README: "Failures, interrupts and resuming")
+RESUME_NOTE = ("finished trials were kept, not re-run; the strategy was re-seeded (seed x 1000003 + stored trials), "
+               "so trials after the resume point differ from an uninterrupted run's")
+
+
 def cmd_search(args) -> int:
     from mnas.search.runner import run_search
 
@@ -119,7 +128,10 @@ def cmd_search(args) -> int:
         "strategy": cfg.strategy,
         "reward": cfg.reward,
         "top": res.top,
+        "resumed": bool(args.resume),
     }
+    if args.resume:
+        summary["resume_note"] = RESUME_NOTE
     if args.json:
         print_json(summary)
         return 0
@@ -127,12 +139,17 @@ def cmd_search(args) -> int:
           f"{'' if cfg.target_ms is None else f', target {cfg.target_ms:g} ms'}) in {res.wall_s:.1f} s")
     if res.fastest_ms is not None:
         print(f"fastest network the space allows: {res.fastest_ms:.2f} ms")
+    if args.resume:
+        print(f"resumed: {RESUME_NOTE}")
     print()
-    print(f"{'#':>2}  {'latency':>9}  {'acc':>6}  {'madds':>8}  {'params':>9}  {'reward':>8}  architecture")
+    acc_head = "est. ImageNet top-1" if cfg.evaluator == "imagenet" else "acc"
+    aw = max(6, len(acc_head))
+    print(f"{'#':>2}  {'latency':>9}  {acc_head:>{aw}}  {'madds':>8}  {'params':>9}  {'reward':>8}  architecture")
     for t in res.top:
-        print(f"{t['rank']:>2}  {t['latency_ms']:>7.2f}ms  {t['accuracy']:>6.2f}  {t['madds'] / 1e6:>7.1f}M  "
+        print(f"{t['rank']:>2}  {t['latency_ms']:>7.2f}ms  {t['accuracy']:>{aw}.2f}  {t['madds'] / 1e6:>7.1f}M  "
               f"{t['params'] / 1e6:>8.2f}M  {t['reward']:>8.3f}  {t['arch']}")
     print()
-    print(f"run folder: {res.run_dir}  (config.yaml, trials.csv/.parquet, trials.db, top/*.yaml, pareto.png)")
+    print(f"run folder: {res.run_dir}  (config.yaml, trials.csv/.parquet, "
+          f"{'trials.journal' if (res.run_dir / 'trials.journal').exists() else 'trials.db'}, top/*.yaml, pareto.png)")
     return 0
 

@@ -386,7 +386,7 @@ def _resize_crop(img, size: int):
 
     w, h = img.size
     s = size / min(w, h)
-    img = img.resize((max(size, round(w * s)), max(size, round(h * s))), Image.BILINEAR)
+    img = img.resize((max(size, round(w * s)), max(size, round(h * s))), Image.Resampling.BILINEAR)
     w, h = img.size
     left, top = (w - size) // 2, (h - size) // 2
     return img.crop((left, top, left + size, top + size))

@@ -7,7 +7,9 @@ the head's pieces. Keys spell out everything that changes the op's cost::
     ds-in:112x112x32-out:112x112x64-k3-s1-r6            depthwise-separable block
     ir-in:56x56x24-out:28x28x40-exp:72-k5-s2-se24-re-res0   inverted residual:
         expanded channels, kernel, stride, squeeze width (se0 = none),
-        activation, residual (res1) or not (res0)
+        activation (re, r6, hs, sw = swish, lin), residual (res1) or not (res0);
+        the activation also names the squeeze-excite's form (sw: swish + sigmoid,
+        else ReLU + hard-sigmoid), so a swish op never shares a key with a ReLU one
     conv-in:7x7x160-out:7x7x960-k1-s1-hs                head 1×1 conv (same key as a conv block)
     pool-in:7x7x960                                     global average pooling
     fc-in:960-out:1280-hs                               hidden fully-connected layer + act

@@ -81,7 +81,9 @@ def load_ofa_table(path: str | Path, device: str | None = None) -> LatencyTable:
     if not path.is_file():
         raise MnasError(f"{path}: no such OFA lookup table")
     try:
-        data = yaml.safe_load(path.read_text())
+        from mnas.io import read_text_file
+
+        data = yaml.safe_load(read_text_file(path, "OFA lookup table YAML"))
     except yaml.YAMLError as e:
         raise MnasError(f"{path}: not valid YAML ({str(e).splitlines()[0]})") from None
     if not isinstance(data, dict) or not data:

@@ -36,10 +36,12 @@ class Predictor:
         self.num_classes = num_classes
         self.device: str = table.device
         self.source = source or (str(table.path) if table.path else self.device)
-        self._ms = {k: e.ms for k, e in table.entries.items()}
+        self._ms = table.corrected_ms()  # op ms (times the table's per-op-type factors, where calibrated)
         # A modelled table (pixel1) stores its cost model's weights: ops it does not list are priced by it.
         self._weights = table.meta.get("feature_weights_ms") or None
         self.modelled_ops = 0  # how many unlisted ops the model priced (for reports)
+        # set by get_predictor for a table measured on this machine: measures missing ops (profiler.profile_missing)
+        self.on_demand = None
 
     def __repr__(self) -> str:
         return f"Predictor(device={self.device!r}, ops={len(self.table)}, correction={self.table.correction})"
@@ -48,7 +50,11 @@ class Predictor:
         """Op keys of ``net`` that the table lacks and cannot model (distinct, in network order)."""
         if self._weights:
             return []
-        return list(dict.fromkeys(k for k in network_keys(net, self.num_classes) if k not in self._ms))
+        keys = list(dict.fromkeys(k for k in network_keys(net, self.num_classes) if k not in self._ms))
+        if keys and self.on_demand is not None:  # a table of this machine: measure them now, append them
+            self.on_demand(self, net, keys)
+            keys = [k for k in keys if k not in self._ms]
+        return keys
 
     def _modelled_sum(self, net: Network) -> float:
         from mnas.latency.keys import head_ops, layer_key
@@ -74,6 +80,13 @@ class Predictor:
         more = f" (and {len(keys) - SHOW_MISSING} more)" if len(keys) > SHOW_MISSING else ""
         engine = str(self.table.meta.get("engine", "onnxruntime")).split()[0]
         arch = str(net).replace("'", "")
+        from mnas.latency.table import other_cpu
+
+        why = other_cpu(self.table.meta, unknown_ok=True)
+        if why:  # ops measured here would not belong to that table
+            return MnasError(f"latency table {self.source} lacks {len(keys)} op(s) of this network ({shown}{more}) and "
+                             f"cannot be extended here: {why}; build a table for this machine with `mnas latency "
+                             f"calibrate --device NAME --engine {engine} --space ...`")
         return MnasError(
             f"latency table {self.source} lacks {len(keys)} op(s) of this network: {shown}{more}; measure them with "
             f"`mnas latency profile --device {self.device} --engine {engine} --arch '{arch}'`"
@@ -89,7 +102,10 @@ class Predictor:
         except KeyError:
             if self._weights:
                 return self._modelled_sum(net)
-            raise self._missing_error(self.missing(net), net) from None
+            missing = self.missing(net)
+            if not missing:  # measured on demand
+                return self.op_sum(net)
+            raise self._missing_error(missing, net) from None
         return total
 
     def predict(self, net: Network) -> float:
@@ -116,8 +132,26 @@ class Predictor:
         return SpacePredictor(self, space, probes=probes, check=check, seed=seed)
 
 
+# Devices that are models, not op tables: name -> ("module:loader", kind). ``loader(name, num_classes)``
+# returns an object with Predictor's interface (see mnas/latency/surrogate.py). Add a line to add one.
+MODEL_DEVICES: dict[str, tuple[str, str]] = {
+    "madds": ("mnas.latency.surrogate:madds_predictor", "analytic: millions of multiply-adds"),
+    **{d: ("mnas.latency.surrogate:anb_predictor", "surrogate of Accel-NASBench measurements")
+       for d in ("zcu102", "vck190", "a100", "rtx3090", "tpuv2", "tpuv3")},
+}
+
+
 def get_predictor(device_or_path: str | Path, num_classes: int = NUM_CLASSES) -> Predictor:
-    """A shipped/user device name (``mnas latency list``), an mnas table file, or an OFA YAML table."""
+    """A shipped/user device name (``mnas latency list``), a model device (:data:`MODEL_DEVICES`),
+    an mnas table file, or an OFA YAML table."""
+    if str(device_or_path) in MODEL_DEVICES:
+        mkey = ("model", str(device_or_path), num_classes, "")
+        if mkey not in _CACHE:
+            import importlib
+
+            module, _, fn = MODEL_DEVICES[str(device_or_path)][0].partition(":")
+            _CACHE[mkey] = getattr(importlib.import_module(module), fn)(str(device_or_path), num_classes=num_classes)
+        return _CACHE[mkey]
     path = resolve_table(device_or_path)
     stamp = (str(path.resolve()), path.stat().st_mtime_ns, num_classes, str(device_or_path))
     if stamp not in _CACHE:  # a table file is read once per process (again if it changes)
@@ -128,6 +162,12 @@ def get_predictor(device_or_path: str | Path, num_classes: int = NUM_CLASSES) ->
         else:
             table = load_table(path)
         _CACHE[stamp] = Predictor(table, num_classes=num_classes, source=str(device_or_path))
+        from mnas.latency.table import warn_if_other_cpu
+
+        warn_if_other_cpu(table)  # a measured table from another CPU: one line, once per process
+        from mnas.latency.profiler import on_demand_for
+
+        _CACHE[stamp].on_demand = on_demand_for(table)  # None unless measured here (then missing ops are profiled)
     return _CACHE[stamp]
 
 
@@ -211,6 +251,10 @@ class SpacePredictor:
                     cost = 0.0
                 elif key in pred._ms:
                     cost = pred._ms[key]
+                elif pred._weights:  # a modelled table (pixel1) prices an unlisted op as predict() does
+                    cost = self._modelled_cost(s, p)
+                elif pred.on_demand is not None and not pred.missing(self.space.decode(s)):
+                    cost = pred._ms[key]  # a table of this machine: measured just now
                 else:
                     raise pred._missing_error([key], self.space.decode(s))
                 arr[combo if combo else 0] = cost
@@ -223,6 +267,18 @@ class SpacePredictor:
                 self.stride_matrix[j, col] = v
         self.offsets = np.cumsum([0] + [len(t) for t in self.tables[:-1]]).astype(np.int64)
         self.flat = np.concatenate(self.tables)
+
+    def _modelled_cost(self, sample: dict, position: str) -> float:
+        """The cost model's price of the op at ``position`` of ``sample`` (an op the table does not list)."""
+        from mnas.latency.keys import head_ops_at
+        from mnas.latency.opmodel import head_features, layer_features, op_cost_ms
+
+        layers = self.space.decode_layers(sample)
+        if position.startswith("head."):
+            last = layers[-1][1]
+            hop = head_ops_at(last.hout, last.cout, self.space.head, self.pred.num_classes)[int(position[5:])]
+            return op_cost_ms(head_features(hop), self.pred._weights)
+        return op_cost_ms(layer_features(dict(layers)[position]), self.pred._weights)
 
     def _position_keys(self, sample: dict) -> dict[str, str]:
         from mnas.latency.keys import head_ops_at, layer_key

@@ -46,7 +46,7 @@ import numpy as np
 from mnas.arch import Layer, Network
 from mnas.errors import MnasError
 from mnas.latency.keys import HeadOp, head_ops, head_ops_at, layer_key
-from mnas.latency.table import Entry, LatencyTable, load_table
+from mnas.latency.table import Entry, LatencyTable, load_table, other_cpu, this_cpu
 
 ENGINES = ("onnxruntime", "torch")
 STATS = ("min", "median")
@@ -156,6 +156,12 @@ class Runner:
         self._now = time.thread_time_ns if clock == "cpu" else time.perf_counter_ns
         if engine not in ENGINES:
             raise MnasError(f"unknown engine {engine!r} (use {' or '.join(ENGINES)})")
+        import importlib.util
+
+        if importlib.util.find_spec(engine) is None:
+            other = next(e for e in ENGINES if e != engine)
+            raise MnasError(f"engine {engine} is not installed in this Python ({sys.executable}): "
+                            f"`pip install {engine}`, or use --engine {other}")
         if threads < 1:
             raise MnasError(f"--threads must be >= 1, got {threads}")
         self.engine, self.threads = engine, threads
@@ -239,20 +245,30 @@ class Runner:
         for ``budget_s``, so a burst of load from other processes hits one round of
         many networks instead of all rounds of one.
         """
+        per_round = self.time_calls(self.network_calls(nets, num_classes, progress), rounds, budget_s, progress)
+        return per_round.min(0) if self.stat == "min" else np.median(per_round, 0)
+
+    def network_calls(self, nets: list[Network], num_classes: int = 1000, progress: bool = True) -> list:
+        """One ready-to-time callable per whole network (built, and exported for onnxruntime, once)."""
         from tqdm import tqdm
 
         from mnas.model import build
 
-        calls = [self._callable(build(n, num_classes), (1, n.in_channels, n.resolution, n.resolution))
-                 for n in tqdm(nets, desc="build", unit="net", file=sys.stderr, disable=not progress)]
-        per_round = np.zeros((rounds, len(nets)))
-        bar = tqdm(total=rounds * len(nets), desc="measure", unit="net", file=sys.stderr, disable=not progress)
+        return [self._callable(build(n, num_classes), (1, n.in_channels, n.resolution, n.resolution))
+                for n in tqdm(nets, desc="build", unit="net", file=sys.stderr, disable=not progress)]
+
+    def time_calls(self, calls: list, rounds: int = 1, budget_s: float = 0.15, progress: bool = True) -> np.ndarray:
+        """(rounds × networks) timings: each round times every callable once, in order (interleaved rounds)."""
+        from tqdm import tqdm
+
+        per_round = np.zeros((rounds, len(calls)))
+        bar = tqdm(total=rounds * len(calls), desc="measure", unit="net", file=sys.stderr, disable=not progress)
         for r in range(rounds):
             for i, run in enumerate(calls):
                 per_round[r, i] = self._time(run, budget_s, 5)[0]
                 bar.update()
         bar.close()
-        return per_round.min(0) if self.stat == "min" else np.median(per_round, 0)
+        return per_round
 
     def describe(self) -> str:
         if self.engine == "onnxruntime":
@@ -267,13 +283,7 @@ class Runner:
 # --------------------------------------------------------------------------- the table being built
 
 def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
+    return this_cpu()["model"]
 
 
 def new_meta(device: str, runner: Runner) -> dict:
@@ -288,12 +298,14 @@ def new_meta(device: str, runner: Runner) -> dict:
         "stat": runner.stat,
         "clock": "thread CPU time" if runner.clock == "cpu" else "wall clock",
         "cpu": cpu_model(),
+        "cpu_info": this_cpu(),
         "host": platform.node(),
         "date": datetime.datetime.now().isoformat(timespec="seconds"),
         "method": method,
         "unit": "ms",
         "malloc_env": {k: os.environ.get(k) for k in MALLOC_ENV},
         "overhead_ms": round(runner.overhead_ms, 6),
+        "budget_s": runner.budget_s,
     }
 
 
@@ -306,6 +318,10 @@ def open_table(path: Path, device: str, runner: Runner) -> LatencyTable:
             if table.meta.get(k) != v:
                 raise MnasError(f"{path} was measured with {k} {table.meta.get(k)!r}, not {v!r}: "
                                 f"give another --out (or --device) to start a new table")
+        why = other_cpu(table.meta, unknown_ok=True)
+        if why:
+            raise MnasError(f"{path}: cannot add ops measured here to this table: {why}; give another --out "
+                            f"(or --device) to build a table for this machine")
         return table
     table = LatencyTable(meta=new_meta(device, runner), path=path)
     table.save()
@@ -338,6 +354,8 @@ def profile_ops(ops: list[Op], table: LatencyTable, runner: Runner, limit: int |
         table.append(op.key, entry)
         if on_measured:
             on_measured(op.key, entry)
+    if remeasure and todo:
+        table.save()  # one line per op again (the pass appended a second line per key)
     return len(todo)
 
 
@@ -386,3 +404,105 @@ def ensure_malloc_env() -> None:
     sys.stdout.flush()
     argv = list(getattr(sys, "orig_argv", [])) or [sys.executable, *sys.argv]
     os.execve(sys.executable, [sys.executable, *argv[1:]], env)
+
+
+# --------------------------------------------------------------------------- composition: ops -> whole network
+
+COMPOSITION_RIDGE = 0.05  # pull of each per-type factor towards 1 (relative to one network's squared error)
+
+
+def type_sums(table: LatencyTable, net: Network, num_classes: int = 1000) -> dict[str, float]:
+    """Raw op ms of ``net`` summed per op type (:func:`mnas.latency.table.op_type`)."""
+    from mnas.latency.keys import network_keys
+    from mnas.latency.table import op_type
+
+    out: dict[str, float] = {}
+    for k in network_keys(net, num_classes):
+        if k not in table.entries:
+            raise MnasError(f"latency table {table.path} lacks op {k}: profile the space first")
+        out[op_type(k)] = out.get(op_type(k), 0.0) + table.entries[k].ms
+    return out
+
+
+def fit_composition(sums: list[dict[str, float]], measured: np.ndarray, ridge: float = COMPOSITION_RIDGE) -> dict:
+    """``latency = sum_t f_t * (op ms of type t) + b``, fitted on whole networks (least relative squares).
+
+    Isolated ops do not add up to a network (kernels fuse, caches stay warm or
+    cold, the engine's per-call cost is paid once): one factor per op type
+    absorbs what is systematic per kind of op, ``b`` the per-network constant.
+    Factors are bounded to [0.25, 4] and pulled towards 1 by ``ridge`` so a type
+    that barely varies among the networks keeps its measured cost.
+    """
+    from scipy.optimize import lsq_linear
+
+    measured = np.asarray(measured, float)
+    types = sorted({t for s in sums for t in s})
+    S = np.array([[s.get(t, 0.0) for t in types] for s in sums])
+    A = np.hstack([S, np.ones((len(S), 1))]) / measured[:, None]
+    rhs = np.ones(len(S))
+    lam = np.sqrt(ridge)
+    R = np.hstack([np.eye(len(types)) * lam, np.zeros((len(types), 1))])
+    res = lsq_linear(np.vstack([A, R]), np.concatenate([rhs, np.full(len(types), lam)]),
+                     bounds=([0.25] * len(types) + [-np.inf], [4.0] * len(types) + [np.inf]))
+    f, b = res.x[:-1], float(res.x[-1])
+    fit = S @ f + b
+    raw = S.sum(1)
+    return {
+        "a": 1.0, "b": round(b, 6), "per_type": {t: round(float(v), 6) for t, v in zip(types, f)},
+        "n": int(len(S)), "method": "per-op-type factors + constant, least relative squares on whole networks",
+        "ridge": ridge,
+        "mape_raw_sum": round(float(np.mean(np.abs(raw - measured) / measured) * 100), 3),
+        "mape_fit": round(float(np.mean(np.abs(fit - measured) / measured) * 100), 3),
+    }
+
+
+# --------------------------------------------------------------------------- on-demand profiling
+
+ON_DEMAND_ENV = "MNAS_NO_ON_DEMAND"  # set it to forbid measuring missing ops while searching / pruning
+
+
+def on_demand_for(table: LatencyTable):
+    """``profile_missing`` when ``table`` was measured on this machine and can be extended here, else None."""
+    from mnas.latency.table import is_measured
+
+    if (not is_measured(table.meta) or table.path is None or Path(table.path).suffix != ".csv"
+            or os.environ.get(ON_DEMAND_ENV) or other_cpu(table.meta) is not None):
+        return None
+    if str(table.meta.get("engine", "")).startswith("torch") and table.meta.get("malloc_env") and \
+            any(os.environ.get(k) != v for k, v in table.meta["malloc_env"].items()):
+        return None  # eager torch timings depend on the allocator's thresholds: only the `mnas` CLI sets them
+    return profile_missing
+
+
+def _runner_for(table: LatencyTable) -> Runner:
+    meta = table.meta
+    engine = str(meta.get("engine", "")).split(" ")[0]
+    runner = Runner(engine, threads=int(meta.get("threads") or 1), budget_s=float(meta.get("budget_s", 0.08)),
+                    stat=str(meta.get("stat", "min")), clock="wall" if meta.get("clock") == "wall clock" else "cpu")
+    if runner.describe() != meta.get("engine"):
+        raise MnasError(f"{table.path} was measured with {meta.get('engine')}, this Python has {runner.describe()}: "
+                        "ops measured now would not match; build a new table with `mnas latency calibrate`")
+    return runner
+
+
+def profile_missing(pred, net: Network, keys: list[str], progress: bool = True) -> int:
+    """Measure ``keys`` (ops of ``net`` the table lacks) with the table's own protocol, append them, update ``pred``.
+
+    Used by search and NetAdapt on a table of this machine: NetAdapt's proposals
+    produce widths no table lists. One progress line per batch; each op is
+    appended as it finishes (a kill keeps them; the header is left as it is).
+    """
+    table = pred.table
+    wanted = set(keys)
+    ops = [op for op in network_ops(net, pred.num_classes) if op.key in wanted]
+    ops = list({op.key: op for op in ops}.values())
+    if not ops:
+        return 0
+    if progress:
+        sys.stderr.write(f"{table.path}: measuring {len(ops)} missing op(s) on demand ({table.meta.get('engine')}, "
+                         f"this machine)\n")
+    runner = getattr(pred, "_on_demand_runner", None) or _runner_for(table)
+    pred._on_demand_runner = runner
+    n = profile_ops(ops, table, runner, progress=False)
+    pred._ms.update({k: v for k, v in table.corrected_ms().items() if k in wanted})
+    return n

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import csv
 import io
+import math
 import os
 import re
 from dataclasses import dataclass, field
@@ -67,6 +68,13 @@ class LatencyTable:
         """(a, b) of ``latency = a * sum(op ms) + b``; (1, 0) when none was fitted."""
         c = self.meta.get("correction") or {}
         return float(c.get("a", 1.0)), float(c.get("b", 0.0))
+
+    def corrected_ms(self) -> dict[str, float]:
+        """key -> op ms, times the per-op-type factor of the header's correction (``per_type``) where it has one."""
+        f = (self.meta.get("correction") or {}).get("per_type") or {}
+        if not f:
+            return {k: e.ms for k, e in self.entries.items()}
+        return {k: e.ms * float(f.get(op_type(k), 1.0)) for k, e in self.entries.items()}
 
     def __contains__(self, key: str) -> bool:
         return key in self.entries
@@ -114,6 +122,16 @@ class LatencyTable:
             os.fsync(f.fileno())
 
 
+def op_type(key: str) -> str:
+    """The kind of op a key names, for per-type corrections: conv (stem), conv1x1, ir, ir_se, ds, pool, fc."""
+    kind = key.split("-", 1)[0]
+    if kind == "conv":
+        return "conv1x1" if "-k1-" in key else "conv"
+    if kind == "ir":
+        return "ir" if "-se0-" in key else "ir_se"
+    return kind
+
+
 def _num(x: float) -> str:
     return f"{x:.6g}"
 
@@ -132,7 +150,9 @@ def load_table(path: str | Path) -> LatencyTable:
     path = Path(path)
     if not path.is_file():
         raise MnasError(f"{path}: no such latency table")
-    text = path.read_text()
+    from mnas.io import read_text_file
+
+    text = read_text_file(path, "latency table (CSV with a YAML header)")
     head, body = [], []
     for line in text.splitlines(keepends=True):
         (head if line.startswith("#") and not body else body).append(line)
@@ -140,25 +160,69 @@ def load_table(path: str | Path) -> LatencyTable:
         raise MnasError(f"{path}: not an mnas latency table (first line must be '# {MAGIC}')")
     try:
         meta = yaml.safe_load("".join(re.sub(r"^# ?", "", h) for h in head[1:])) or {}
-    except yaml.YAMLError as e:
-        raise MnasError(f"{path}: header is not valid YAML ({str(e).splitlines()[0]})") from None
+    except yaml.YAMLError as err:
+        mark = getattr(err, "context_mark", None) or getattr(err, "problem_mark", None)
+        where = f":{min(mark.line + 2, len(head))}" if mark is not None else ""
+        raise MnasError(f"{path}{where}: header is not valid YAML ({str(err).splitlines()[0]}); fix that line or "
+                        "profile the table again") from None
+    _check_meta(path, meta, head)
     if meta.pop("format", FORMAT) > FORMAT:
         raise MnasError(f"{path}: table format is newer than this mnas understands (upgrade mnas)")
     rows = list(csv.reader(body))
     if not rows or tuple(rows[0]) != COLUMNS:
         raise MnasError(f"{path}: expected the column line {','.join(COLUMNS)} after the header")
     entries: dict[str, Entry] = {}
+    seen: dict[str, int] = {}  # key -> line it was last read from
     for n, row in enumerate(rows[1:], start=len(head) + 2):
         if not row:
             continue
         try:
             key, ms, spread, cnt = row
-            entries[key] = Entry(float(ms), float(spread), int(cnt))
+            entry = Entry(float(ms), float(spread), int(cnt))
+            old, old_line = entries.get(key), seen.get(key)
+            # a repeated key is legitimate only as a re-measuring pass (`profile --remeasure` appends the
+            # combined entry, whose count grows); anything else is two tables pasted together or a hand edit
+            if old is not None and entry.count <= old.count:
+                raise MnasError(f"{path}:{n}: op {key!r} is listed twice (lines {old_line} and {n}); keep one line "
+                                "per op (or re-measure it with `mnas latency profile --remeasure`)")
+            entries[key], seen[key] = entry, n
         except ValueError:
-            if n == len(head) + len(rows):  # a line cut short by a kill: measure it again
+            if n == len(head) + len(rows) and not text.endswith("\n"):  # a line cut short by a kill: measure it again
                 continue
             raise MnasError(f"{path}:{n}: malformed entry {row!r}") from None
+        e = entries[key]
+        if not (math.isfinite(e.ms) and e.ms >= 0 and math.isfinite(e.spread) and e.spread >= 0 and e.count >= 0):
+            raise MnasError(f"{path}:{n}: op {key!r} has time {ms} ms, spread {spread}, count {cnt}: times must be "
+                            "finite and >= 0 (re-measure it with `mnas latency profile`)")
     return LatencyTable(meta=meta, entries=entries, path=path)
+
+
+def _check_meta(path: Path, meta, head: list[str]) -> None:
+    """Header fields the predictor relies on: a mapping, numeric correction/weights, a positive thread count."""
+
+    def line_of(field: str) -> str:
+        for i, h in enumerate(head, start=1):
+            if re.match(rf"^# ?{re.escape(field)}\s*:", h):
+                return f":{i}"
+        return ""
+
+    if not isinstance(meta, dict):
+        raise MnasError(f"{path}:2: header must be YAML 'field: value' lines, found a {type(meta).__name__}; "
+                        "profile the table again")
+    corr = meta.get("correction")
+    if corr is not None:
+        if not isinstance(corr, dict) or not all(isinstance(corr.get(k, 0.0), (int, float)) and
+                                                 math.isfinite(corr.get(k, 0.0)) for k in ("a", "b")):
+            raise MnasError(f"{path}{line_of('correction')}: correction must be {{a: NUMBER, b: NUMBER}}, got {corr!r}; "
+                            "fix it or refit it with `mnas latency profile ... --calibrate 8`")
+    w = meta.get("feature_weights_ms")
+    if w is not None and (not isinstance(w, dict) or not all(isinstance(v, (int, float)) and math.isfinite(v) and v >= 0
+                                                            for v in w.values())):
+        raise MnasError(f"{path}{line_of('feature_weights_ms')}: feature_weights_ms must map features to numbers "
+                        f">= 0; regenerate the table with its script (experiments/fit_pixel1.py)")
+    t = meta.get("threads")
+    if t is not None and (not isinstance(t, int) or isinstance(t, bool) or t < 1):
+        raise MnasError(f"{path}{line_of('threads')}: threads must be a whole number >= 1, got {t!r}")
 
 
 # --------------------------------------------------------------------------- finding tables by name
@@ -195,6 +259,9 @@ def resolve_table(device_or_path: str | Path) -> Path:
     tables = available()
     if str(device_or_path) in tables:
         return tables[str(device_or_path)]
+    if p.is_file():  # an existing file of another kind: say so, not "no such file"
+        raise MnasError(f"{p}: not a latency table file (expected an mnas table, *.csv, written by `mnas latency "
+                        "profile` or `mnas latency import-ofa`)")
     if p.suffix:
         raise MnasError(f"{p}: no such latency table file")
     import difflib
@@ -205,3 +272,89 @@ def resolve_table(device_or_path: str | Path) -> Path:
         f"unknown latency device {str(device_or_path)!r}: {hint}see `mnas latency list`, or measure it with "
         f"`mnas latency profile --device {device_or_path} --engine onnxruntime --arch mobilenet_v3_large`"
     )
+
+
+# --------------------------------------------------------------------------- which machine a table belongs to
+
+# SIMD and other flags that change what kernels an engine picks (the full list's hash is kept as well)
+CPU_FLAGS = ("sse4_2", "avx", "avx2", "fma", "f16c", "avx512f", "avx512bw", "avx512vl", "avx512_vnni", "avx512_bf16",
+             "amx_tile", "amx_bf16", "amx_int8", "asimd", "sve", "neon")
+LOCAL_ENGINES = ("onnxruntime", "torch")
+
+
+def this_cpu() -> dict:
+    """This machine's CPU: model name, flags that matter to kernels, a hash of all flags, MHz where readable."""
+    import hashlib
+    import platform
+
+    model, flags, mhz = "", [], None
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            k, _, v = line.partition(":")
+            k, v = k.strip(), v.strip()
+            if k in ("model name", "Model", "Hardware") and not model:
+                model = v
+            elif k in ("flags", "Features") and not flags:
+                flags = v.split()
+            elif k == "cpu MHz" and mhz is None:
+                mhz = round(float(v))
+    except (OSError, ValueError):
+        pass
+    try:  # the rated maximum, where the kernel exposes it
+        mhz = round(int(Path("/sys/devices/system/cpu/cpu0/cpufreq/cpuinfo_max_freq").read_text()) / 1000)
+    except (OSError, ValueError):
+        pass
+    return {
+        "model": model or platform.processor() or platform.machine(),
+        "flags": [f for f in CPU_FLAGS if f in flags],
+        "flags_sha1": hashlib.sha1(" ".join(sorted(flags)).encode()).hexdigest()[:12] if flags else "",
+        "mhz": mhz,
+        "cores": os.cpu_count(),
+    }
+
+
+def is_measured(meta: dict) -> bool:
+    """A table measured on a local engine (onnxruntime/torch), not a model (pixel1) or an imported phone table."""
+    return (not meta.get("feature_weights_ms") and meta.get("kind") != "modelled"
+            and str(meta.get("engine", "")).split(" ")[0] in LOCAL_ENGINES)
+
+
+def other_cpu(meta: dict, here: dict | None = None, unknown_ok: bool = False) -> str | None:
+    """Why a measured table does not belong to this machine (None when it does or when it is not measured).
+
+    A table that records no CPU counts as another machine's unless ``unknown_ok``.
+    """
+    if not is_measured(meta):
+        return None
+    here = here or this_cpu()
+    info = meta.get("cpu_info") or {}
+    model = str(info.get("model") or meta.get("cpu") or "")
+    if not model:
+        return None if unknown_ok else "the table does not record the CPU it was measured on"
+    if model != here["model"]:
+        return f"it was measured on {model!r}, this machine is {here['model']!r}"
+    if info.get("flags_sha1") and here["flags_sha1"] and info["flags_sha1"] != here["flags_sha1"]:
+        return f"it was measured on a {model!r} with other CPU flags ({', '.join(info.get('flags', []))} vs " \
+               f"{', '.join(here['flags'])})"
+    return None
+
+
+_WARNED: set[str] = set()
+
+
+def warn_if_other_cpu(table: LatencyTable, stream=None) -> bool:
+    """One stderr line (once per process and table) when a measured table comes from another CPU."""
+    import sys
+
+    why = other_cpu(table.meta)
+    name = str(table.path or table.device)
+    if why is None or name in _WARNED:
+        return False
+    _WARNED.add(name)
+    engine = str(table.meta.get("engine", "onnxruntime")).split(" ")[0]
+    spaces = " ".join(table.meta.get("spaces") or ["v3_small"])
+    here = re.sub(r"[^a-z0-9]+", "-", this_cpu()["model"].lower()).strip("-")[:24] or "this-cpu"
+    (stream or sys.stderr).write(
+        f"warning: latency table {table.device} does not hold on this machine: {why}; build one for it with "
+        f"`mnas latency calibrate --device {here}-{engine} --engine {engine} --space {spaces}`\n")
+    return True

@@ -89,9 +89,10 @@ def validate(device: str, samples: int = 50, space: str | None = None, engine: s
     done = [c for c in df.columns if c.startswith("round")]
     if done and progress:
         sys.stderr.write(f"{csv_path}: resuming, {len(done)} of {rounds} rounds already measured\n")
+    calls = runner.network_calls(nets, num_classes, progress) if len(done) < rounds else []  # built once
     for r in range(len(done), rounds):
-        df[f"round{r}_ms"] = runner.time_networks(nets, num_classes, rounds=1, progress=progress)
-        df.to_csv(csv_path, index=False)
+        df[f"round{r}_ms"] = runner.time_calls(calls, rounds=1, progress=progress)[0]
+        df.to_csv(csv_path, index=False)  # after every round: a rerun resumes
     rcols = [f"round{r}_ms" for r in range(rounds)]
     measured = (df[rcols].min(axis=1) if runner.stat == "min" else df[rcols].median(axis=1)).to_numpy()
     df["measured_ms"] = measured
@@ -105,7 +106,8 @@ def validate(device: str, samples: int = 50, space: str | None = None, engine: s
 
     res = {
         "device": pred.device, "engine": runner.describe(), "space": sp.name, "samples": samples, "seed": seed,
-        "rounds": rounds, "stat": runner.stat, "clock": "thread CPU time" if runner.clock == "cpu" else "wall clock", "cpu": meta.get("cpu"), "correction": list(pred.table.correction),
+        "rounds": rounds, "stat": runner.stat, "clock": "thread CPU time" if runner.clock == "cpu" else "wall clock", "cpu": meta.get("cpu"),
+        "cpu_here": __import__("mnas.latency.table", fromlist=["this_cpu"]).this_cpu()["model"], "correction": list(pred.table.correction),
         "table": error_stats(predicted, measured),
         "table_uncorrected": error_stats(op_sum, measured),
         "table_refit": {**error_stats(df["table_refit_ms"], measured), "a": float(ta), "b": float(tb)},
@@ -150,7 +152,8 @@ def scatter_plot(df, res: dict, path: Path) -> None:
 
 def render_report(res: dict) -> str:
     lines = [f"{res['device']}: {res['samples']} random {res['space']} networks, {res['engine']}, "
-             f"{res['stat']} {res['clock']} of {res['rounds']} interleaved rounds, CPU {res['cpu']}",
+             f"{res['stat']} {res['clock']} of {res['rounds']} interleaved rounds, table's CPU {res['cpu']}"
+             + ("" if res.get("cpu_here") in (None, res["cpu"]) else f" (measured here on {res['cpu_here']})"),
              f"{'predictor':<31} {'MAPE':>7} {'max err':>8} {'±5 %':>6} {'±10 %':>6} {'Kendall τ':>9}"]
     for key, name in (("table", "lookup table (corrected)"), ("table_uncorrected", "lookup table (raw op sum)"),
                       ("table_refit", "lookup table, fit on this set"), ("madds_proxy", "multiply-adds, fit on this set")):

@@ -2,9 +2,13 @@
 
 One *job* is a plain dict (picklable, so it travels to a process pool or a Ray
 task): an architecture's text form, optional starting weights, a data spec and a
-training spec. :func:`run_job` builds the model, trains it for ``steps`` SGD
-steps on the proxy training set and measures top-1 on the held-out validation
-split (never the test split). Everything is seeded: the same job gives the same
+training spec. :func:`run_job` is a call of the ``train`` evaluator's training
+function (:func:`mnas.accuracy.train.train_and_evaluate`) with those initial
+weights: the same recipe as proxy training (:mod:`mnas.training`: random crop
+with padding + horizontal flips, no weight decay on batch-norm parameters and
+biases, SGD with Nesterov momentum, label smoothing), trained for ``steps``
+steps on the proxy training set and measured on the held-out validation split
+(never the test split). Everything is seeded: the same job gives the same
 result in any process.
 
 Images are fed at ``image_size`` (32×32 by default, a proxy for the deployment
@@ -14,14 +18,10 @@ latency is still predicted at the architecture's own resolution.
 
 from __future__ import annotations
 
-import math
 import os
-import time
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import asdict, dataclass
 from typing import Iterable, Iterator
-
-import numpy as np
 
 from mnas.errors import MnasError
 
@@ -43,44 +43,26 @@ class TrainSpec:
     steps: int
     batch_size: int = 64
     lr: float = 0.05
-    schedule: str = "cosine"  # cosine (decays to 0) or constant
+    schedule: str = "cosine"  # cosine (decays to 0) or constant (mnas.training.lr_at)
     weight_decay: float = 4e-5
     label_smoothing: float = 0.1
     seed: int = 0
+    augment: bool = True  # mnas.training.augment: random crop (1/8 padding) + flips where the dataset allows
 
 
 class Task:
-    """Train and validation tensors of one :class:`DataSpec` (uint8 NHWC kept; batches normalised on the fly)."""
+    """The seeded train/validation splits of one :class:`DataSpec` (uint8 NHWC, as :mod:`mnas.data` holds them)."""
 
     def __init__(self, spec: DataSpec):
-        import torch
-
         from mnas.data import load_dataset
 
         ds = load_dataset(spec.dataset, spec.data_dir, progress=False)
         val_size = min(spec.val_size, len(ds.train) // 5) if spec.val_size else len(ds.train) // 10
-        train, val = ds.split(val_size, seed=spec.seed, train_size=spec.train_size)
+        self.val_size = val_size
+        self.train, self.val = ds.split(val_size, seed=spec.seed, train_size=spec.train_size)
+        self.dataset = ds
         self.num_classes = ds.num_classes
-        self.hflip = ds.hflip
         self.size = spec.image_size
-        self.mean = torch.tensor(ds.mean, dtype=torch.float32).view(1, -1, 1, 1)
-        self.std = torch.tensor(ds.std, dtype=torch.float32).view(1, -1, 1, 1)
-        self.x_train = torch.from_numpy(np.ascontiguousarray(train.x))
-        self.y_train = torch.from_numpy(train.y)
-        self.x_val = torch.from_numpy(np.ascontiguousarray(val.x))
-        self.y_val = torch.from_numpy(val.y)
-
-    def batch(self, x):
-        """uint8 NHWC -> normalised float NCHW at ``size``, grey images repeated to 3 channels."""
-        import torch.nn.functional as F
-
-        x = x.permute(0, 3, 1, 2).float().div_(255.0)
-        x = (x - self.mean) / self.std
-        if x.shape[1] == 1:
-            x = x.expand(-1, 3, -1, -1)
-        if x.shape[-1] != self.size:
-            x = F.interpolate(x, size=(self.size, self.size), mode="bilinear", align_corners=False)
-        return x.contiguous()
 
 
 _TASKS: dict[DataSpec, Task] = {}
@@ -97,55 +79,17 @@ def num_classes(spec: DataSpec) -> int:
     return load_task(spec).num_classes
 
 
-def train(model, task: Task, spec: TrainSpec) -> float:
-    """``spec.steps`` steps of SGD (momentum 0.9, Nesterov); returns the mean loss of the last 10 % of steps."""
-    import torch
-    import torch.nn.functional as F
+def train_config(data: DataSpec, spec: TrainSpec, threads: int | None = None, val_size: int | None = None):
+    """The ``train`` evaluator's :class:`~mnas.accuracy.train.TrainConfig` of one fine-tuning job (CPU, no warm-up,
+    no small-input change: inherited weights fix the architecture)."""
+    from mnas.accuracy.train import TrainConfig
 
-    if spec.steps <= 0:
-        return math.nan
-    g = torch.Generator().manual_seed(spec.seed)
-    decay, no_decay = [], []
-    for p in model.parameters():
-        (no_decay if p.ndim <= 1 else decay).append(p)
-    opt = torch.optim.SGD([{"params": decay, "weight_decay": spec.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
-                          lr=spec.lr, momentum=0.9, nesterov=True)
-    n = len(task.y_train)
-    model.train()
-    tail, losses = max(1, spec.steps // 10), []
-    for step in range(spec.steps):
-        if spec.schedule == "cosine":
-            for group in opt.param_groups:
-                group["lr"] = 0.5 * spec.lr * (1 + math.cos(math.pi * step / spec.steps))
-        idx = torch.randint(0, n, (spec.batch_size,), generator=g)
-        x = task.batch(task.x_train[idx])
-        if task.hflip:
-            flip = torch.rand(len(idx), generator=g) < 0.5
-            x = torch.where(flip.view(-1, 1, 1, 1), x.flip(3), x)
-        loss = F.cross_entropy(model(x), task.y_train[idx], label_smoothing=spec.label_smoothing)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        if step >= spec.steps - tail:
-            losses.append(float(loss.detach()))
-    return float(np.mean(losses))
-
-
-def evaluate(model, task: Task, batch_size: int = 500) -> tuple[float, float]:
-    """(top-1 in percent, mean cross-entropy) on the validation split."""
-    import torch
-    import torch.nn.functional as F
-
-    model.eval()
-    correct, loss = 0, 0.0
-    with torch.no_grad():
-        for i in range(0, len(task.y_val), batch_size):
-            x, y = task.batch(task.x_val[i:i + batch_size]), task.y_val[i:i + batch_size]
-            out = model(x)
-            loss += float(F.cross_entropy(out, y, reduction="sum"))
-            correct += int((out.argmax(1) == y).sum())
-    n = len(task.y_val)
-    return 100.0 * correct / n, loss / n
+    return TrainConfig(dataset=data.dataset, data_dir=data.data_dir, steps=spec.steps, batch_size=spec.batch_size,
+                       optimizer="sgd", lr=spec.lr, weight_decay=spec.weight_decay,
+                       label_smoothing=spec.label_smoothing, warmup=0.0, schedule=spec.schedule,
+                       resolution=data.image_size, small_input=0, train_size=data.train_size,
+                       val_size=val_size if val_size is not None else data.val_size, split_seed=data.seed,
+                       augment=spec.augment, seed=spec.seed, threads=threads, device="cpu")
 
 
 def make_job(arch: str, data: DataSpec, train_spec: TrainSpec, state: dict | None = None, key: str = "") -> dict:
@@ -153,32 +97,34 @@ def make_job(arch: str, data: DataSpec, train_spec: TrainSpec, state: dict | Non
 
 
 def run_job(job: dict) -> dict:
-    """Build ``job["arch"]``, load ``job["state"]`` (or a seeded fresh init), train, validate."""
+    """Build ``job["arch"]`` from ``job["state"]`` (or a seeded fresh init), train, validate; returns
+    ``key``, ``top1``, ``loss`` (validation), ``train_loss``, ``state`` (the trained weights) and ``cost_s``."""
     import torch
 
+    from mnas.accuracy.train import train_and_evaluate
     from mnas.arch import parse_network
-    from mnas.model import build
 
-    t0 = time.perf_counter()
     spec = TrainSpec(**job["train"])
-    task = load_task(DataSpec(**job["data"]))
-    torch.manual_seed(spec.seed)
-    model = build(parse_network(job["arch"]), task.num_classes)
-    if job.get("state") is not None:
-        model.load_state_dict(job["state"], strict=True)
-    loss = train(model, task, spec)
-    top1, val_loss = evaluate(model, task)
-    state = {k: v.detach().clone() for k, v in model.state_dict().items()}
-    return {"key": job["key"], "top1": top1, "loss": val_loss, "train_loss": loss, "state": state,
-            "cost_s": time.perf_counter() - t0}
+    data = DataSpec(**job["data"])
+    task = load_task(data)
+    cfg = train_config(data, spec, threads=torch.get_num_threads(), val_size=task.val_size)
+    r = train_and_evaluate(parse_network(job["arch"]), task.train, task.val, task.dataset, cfg,
+                           init_state=job.get("state"), return_state=True)
+    return {"key": job["key"], "top1": r["top1"], "loss": r["loss"], "train_loss": r["train_loss"],
+            "state": r["state"], "cost_s": r["cost_s"]}
 
 
 # --------------------------------------------------------------------------- backends
 
 
 def _init_worker(threads: int) -> None:
+    import signal
+
     import torch
 
+    # Ctrl-C reaches the whole process group: the parent handles it (one line, pool shut down);
+    # workers ignore it instead of printing a traceback each (issue 15)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     torch.set_num_threads(threads)
 
 

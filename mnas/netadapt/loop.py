@@ -37,9 +37,11 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from mnas.accuracy.base import EVALUATORS as ACCURACY_EVALUATORS
 from mnas.arch import Network, load_network, parse_network, save_network
 from mnas.configs import DictConfig
 from mnas.errors import MnasError
+from mnas.run import BUDGETS as RUN_BUDGETS
 from mnas.netadapt.proposals import (
     MIN_WIDTH,
     Proposal,
@@ -50,18 +52,13 @@ from mnas.netadapt.proposals import (
 )
 
 SELECT = ("ratio", "accuracy")
-EVALUATORS = ("finetune", "train", "supernet", "predictor", "table")
+EVALUATORS = ("finetune", *ACCURACY_EVALUATORS)  # fine-tuning, or any registered accuracy evaluator
 COLUMNS = ("step", "proposal", "kind", "layers", "channels_before", "channels_after", "latency_ms",
            "latency_drop_ms", "top1", "loss", "delta_top1", "score", "chosen", "cost_s", "arch")
 
-# Fine-tuning budgets. "paper" is the MobileNetV3 setting (T = 10,000 steps per proposal).
-BUDGETS: dict[str, dict] = {
-    "smoke": dict(pretrain_steps=20, finetune_steps=10, final_steps=0, batch_size=32, train_size=512, val_size=200),
-    "default": dict(pretrain_steps=1500, finetune_steps=300, final_steps=1000, batch_size=64, train_size=None,
-                    val_size=1000),
-    "paper": dict(pretrain_steps=10000, finetune_steps=10000, final_steps=20000, batch_size=128, train_size=None,
-                  val_size=5000),
-}
+# Fine-tuning budgets: a view of the one budget table (mnas/run.py). "paper" is the MobileNetV3 setting
+# (T = 10,000 steps per proposal).
+BUDGETS: dict[str, dict] = {name: b.netadapt for name, b in RUN_BUDGETS.items()}
 
 
 @dataclass
@@ -98,8 +95,8 @@ class NetAdaptConfig(DictConfig):
                 setattr(self, k, v)
         if self.select not in SELECT:
             raise MnasError(f"unknown selection {self.select!r} (choose ratio or accuracy)")
-        if self.evaluator not in EVALUATORS:
-            raise MnasError(f"unknown evaluator {self.evaluator!r} (choose one of {', '.join(EVALUATORS)})")
+        if self.evaluator != "finetune" and self.evaluator not in ACCURACY_EVALUATORS:  # read now: registrations count
+            raise MnasError(f"unknown evaluator {self.evaluator!r} (choose one of finetune, {', '.join(ACCURACY_EVALUATORS)})")
         if not 0 < self.delta < 1:
             raise MnasError(f"--delta is a fraction of the seed's latency, in (0, 1); got {self.delta}")
         if self.target_ms <= 0:
@@ -159,27 +156,31 @@ class NetAdapt:
     # ------------------------------------------------------------------ creation / resume
     @classmethod
     def create(cls, run_dir: str | Path, config: NetAdaptConfig, **kw) -> "NetAdapt":
+        from mnas.io import claim_run_dir
+        from mnas.run import RunDir
+
         run_dir = Path(run_dir)
+        claim_run_dir(run_dir, "NetAdapt")  # one process per run folder, before any write (mnas/io.py)
         if (run_dir / "config.yaml").exists():
             raise MnasError(f"{run_dir} already holds a NetAdapt run: resume it with --resume {run_dir} or choose another --out")
         run = cls(run_dir, config, **kw)
         run.check_target()
         run.dir.mkdir(parents=True, exist_ok=True)
-        import yaml
-
-        (run.dir / "config.yaml").write_text(yaml.safe_dump(config.to_dict(), sort_keys=False))
+        RunDir(run.dir).save_config(config)  # atomically (mnas/run.py: the run folder of search, NetAdapt, replay)
         return run
 
     @classmethod
     def open(cls, run_dir: str | Path, **kw) -> "NetAdapt":
-        import yaml
+        from mnas.io import claim_run_dir
+        from mnas.run import RunDir
 
         run_dir = Path(run_dir)
         path = run_dir / "config.yaml"
         if not path.is_file():
             raise MnasError(f"{run_dir} is not a NetAdapt run folder (no config.yaml); start one with --out {run_dir}")
-        config = NetAdaptConfig.from_dict(yaml.safe_load(path.read_text()) or {}, where=str(path))
-        return cls(run_dir, config, **kw)
+        claim_run_dir(run_dir, "NetAdapt", create=False)  # one process per run folder (mnas/io.py)
+
+        return cls(run_dir, RunDir(run_dir).load_config(NetAdaptConfig, "NetAdapt"), **kw)
 
     def check_target(self) -> None:
         c, dev = self.config, self.predictor.device
@@ -245,7 +246,10 @@ class NetAdapt:
             final = (df["kind"] == "final") & (self.dir / "final.yaml").is_file()
             keep = df[((df["step"] <= last) & (df["kind"] != "final")) | final]
         if len(keep) != len(df):
-            keep.to_csv(self.table_path, index=False)
+            from mnas.io import atomic_output
+
+            with atomic_output(self.table_path) as tmp:
+                keep.to_csv(tmp, index=False)
         for folder in (self.dir / "pending").glob("step_*"):  # leftovers of steps that did finish
             if last is not None and int(folder.name.split("_")[1]) <= last:
                 shutil.rmtree(folder, ignore_errors=True)
@@ -257,18 +261,23 @@ class NetAdapt:
 
         return make_backend(backend, workers) if isinstance(backend, str) else backend
 
+    @property
+    def evaluator(self):
+        """The accuracy evaluator scoring proposals (built on first use by :func:`mnas.run.build_evaluator`)."""
+        return self._evaluator_obj()
+
     def _evaluator_obj(self):
         if self._evaluator is None:
-            from mnas.accuracy import evaluator_options, get_evaluator
+            from mnas.accuracy import evaluator_options
+            from mnas.run import build_evaluator
 
             c = self.config
-            opts = dict(c.evaluator_options)
+            # dataset / data_dir are NetAdapt's own settings (its fine-tuning data, with a default): they feed an
+            # evaluator that trains, and are not evaluator options for one that does not
             allowed = evaluator_options(c.evaluator)
-            for k in ("dataset", "data_dir"):
-                if k in allowed and k not in opts and getattr(c, k) is not None:
-                    opts[k] = getattr(c, k)
-            space = opts.pop("space", None)
-            self._evaluator = get_evaluator(c.evaluator, space=space, **opts)
+            data = {k: getattr(c, k) for k in ("dataset", "data_dir")
+                    if k in allowed and k not in c.evaluator_options and getattr(c, k) is not None}
+            self._evaluator = build_evaluator(c.evaluator, c.evaluator_options, None, run_dir=self.dir, **data)
         return self._evaluator
 
     def _train_spec(self, steps: int, lr: float, schedule: str, seed: int):
@@ -345,13 +354,17 @@ class NetAdapt:
                             f"(stuck at {latency:.2f} ms > target {c.target_ms:g} ms); the path so far is in "
                             f"{self.table_path}: lower --delta or raise --target-ms")
         results = self._evaluate_proposals(step, net, state, props, be)
+        # An evaluator that flags a proposal as outside what it knows (the imagenet estimate on an
+        # expansion narrower than its input, say) cannot vouch for its score: such proposals win
+        # only when every proposal is flagged.
+        trusted = any(not results[p.name].get("extrapolated", False) for p in props)
         rows, best, best_key = [], None, None
         for p in props:
             r = results[p.name]
             drop = latency - p.latency_ms
             d_acc = r["top1"] - top1
             score = d_acc / drop if c.select == "ratio" else r["top1"]
-            key = (score, -p.latency_ms)
+            key = (not (trusted and r.get("extrapolated", False)), score, -p.latency_ms)
             if best_key is None or key > best_key:
                 best, best_key = p, key
             rows.append({"step": step, "proposal": p.name, "kind": p.kind, "layers": p.slot.layers,
@@ -420,9 +433,12 @@ class NetAdapt:
                 keep(by_key[r["key"]], r)
         else:
             ev = self._evaluator_obj()
-            for _, p in todo:
-                r = ev.evaluate(p.net)
-                keep(p, {"top1": r["top1"], "loss": r["loss"], "cost_s": r["cost_s"]})
+            nets = [p.net for _, p in todo]
+            many = getattr(ev, "evaluate_many", None)  # one matrix product for the imagenet estimate
+            rs = (many(nets) if many else [ev.evaluate(n) for n in nets]) if nets else []
+            for (_, p), r in zip(todo, rs):
+                keep(p, {"top1": r["top1"], "loss": r["loss"], "cost_s": r["cost_s"],
+                         "extrapolated": bool(r.get("extrapolated", False))})
         bar.close()
         return results
 

@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from typing import Iterator
+from typing import Iterator, cast
 
 from mnas.arch import Bneck, Network, se_channels
 from mnas.errors import MnasError
@@ -109,7 +109,7 @@ def residual_groups(net: Network) -> list[Group]:
 
 def slots(net: Network) -> list[Slot]:
     """Every shrinkable width of ``net``: expansion layers first (network order), then groups."""
-    out = [Slot("exp", layer.index, layer_name(layer.index), layer.block.exp)
+    out = [Slot("exp", layer.index, layer_name(layer.index), cast(Bneck, layer.block).exp)
            for layer in net.layers() if layer.has_expand]
     if net.head.conv:
         out.append(Slot("exp", HEAD, HEAD, net.head.conv))
@@ -140,13 +140,14 @@ def set_width(net: Network, slot: Slot, width: int) -> Network:
         if slot.target == HEAD:
             return net.replace(head=dataclasses.replace(net.head, conv=width))
         blocks = list(net.blocks)
-        blocks[slot.target] = _with_exp(blocks[slot.target], width)
+        i = int(slot.target)
+        blocks[i] = _with_exp(cast(Bneck, blocks[i]), width)
         return net.replace(blocks=tuple(blocks))
     if slot.kind != "group":
         raise ValueError(f"unknown slot kind {slot.kind!r}")
     group = next((g for g in residual_groups(net) if g.producer == slot.target), None)
     if group is None:
-        raise ValueError(f"{slot.name}: no group starts at {layer_name(slot.target)}")
+        raise ValueError(f"{slot.name}: no group starts at {layer_name(int(slot.target))}")
     members = set(group.members)
     stem = dataclasses.replace(net.stem, out=width) if STEM in members else net.stem
     blocks = list(net.blocks)

@@ -12,12 +12,12 @@ from mnas.plots import save_figure
 
 
 def _read(run_dir: str | Path):
-    import pandas as pd
-
     path = Path(run_dir) / "path.csv"
     if not path.is_file():
         raise MnasError(f"{run_dir}: no path.csv here; give the folder of a `mnas netadapt` run")
-    df = pd.read_csv(path)
+    from mnas.io import read_table_file
+
+    df = read_table_file(path, "NetAdapt path table")  # a damaged file: one line naming it
     df["chosen"] = df["chosen"].astype(bool)
     return df
 

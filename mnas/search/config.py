@@ -19,7 +19,7 @@ class SearchConfig(DictConfig):
     space: str = "v3_small"
     layerwise: bool = False
     device: str = "pixel1"
-    evaluator: str = "predictor"
+    evaluator: str | None = None  # None: the space's default (mnas.accuracy.base.default_evaluator)
     evaluator_options: dict = field(default_factory=dict)
     dataset: str | None = None
     data_dir: str | None = None
@@ -31,8 +31,12 @@ class SearchConfig(DictConfig):
     beta: float | None = None
     seed: int = 0
     out: str | None = None
-    storage: str | None = None  # RDB URL; default: sqlite file trials.db in the run folder
+    # where trials live: an RDB URL, "journal:FILE" or "memory" (not resumable); default: trials.journal
+    # (instant evaluators) or trials.db (SQLite with heartbeats, expensive evaluators) in the run folder
+    storage: str | None = None
     study_name: str = "mnas-search"
+    batch: int | None = None  # trials asked, measured and stored per round; None: the strategy's default
+    window: int | None = None  # the strategy sees the newest `window` trials (None: tpe 500, others all)
     backend: str = "local"
     address: str | None = None
     gpus_per_trial: float = 0.0
@@ -43,6 +47,10 @@ class SearchConfig(DictConfig):
     max_retry: int = 3
 
     def __post_init__(self) -> None:
+        if self.evaluator is None:
+            from mnas.accuracy.base import default_evaluator
+
+            self.evaluator = default_evaluator(self.space)
         if self.strategy is None:
             # the best of benchmarks/bench_strategies.py on NAS-Bench-Macro for each mode
             self.strategy = "tpe" if self.reward == "pareto" else "evolution"
@@ -60,6 +68,10 @@ class SearchConfig(DictConfig):
             raise MnasError(f"unknown strategy {self.strategy!r} (choose one of {', '.join(STRATEGIES)})")
         if self.reward not in PRESETS and self.reward != "custom":
             raise MnasError(f"unknown reward {self.reward!r} (choose one of {', '.join([*PRESETS, 'custom'])})")
+        if self.batch is not None and (isinstance(self.batch, bool) or not isinstance(self.batch, int) or self.batch < 1):
+            raise MnasError(f"--batch must be a whole number >= 1, got {self.batch!r}")
+        if self.window is not None and (isinstance(self.window, bool) or not isinstance(self.window, int) or self.window < 2):
+            raise MnasError(f"window must be a whole number >= 2, got {self.window!r}")
         if self.backend not in ("local", "ray"):
             raise MnasError(f"--backend must be 'local' or 'ray', got {self.backend!r}")
         if self.gpus_per_trial < 0:
@@ -78,7 +90,9 @@ class SearchConfig(DictConfig):
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         header = "# mnas search settings; re-run with: mnas search --config " + str(path) + "\n"
-        path.write_text(header + yaml.safe_dump(self.to_dict(), sort_keys=False))
+        from mnas.io import atomic_write_text
+
+        atomic_write_text(path, header + yaml.safe_dump(self.to_dict(), sort_keys=False))
         return path
 
     @classmethod
@@ -89,7 +103,9 @@ class SearchConfig(DictConfig):
         if not path.is_file():
             raise MnasError(f"{path}: no such config file")
         try:
-            data = yaml.safe_load(path.read_text())
+            from mnas.io import read_text_file
+
+            data = yaml.safe_load(read_text_file(path, "search config YAML"))
         except yaml.YAMLError as e:
             raise MnasError(f"{path}: not valid YAML ({str(e).splitlines()[0]})") from None
         return cls.from_dict(data or {}, where=str(path))

@@ -1,19 +1,29 @@
-"""Scale-out: the same search through Ray Tune, the same sampler, the same trial storage.
+"""Scale-out with Ray: the same strategies, storage and run folder as a local search; measurements in Ray tasks.
 
-``ray.tune.search.optuna.OptunaSearch`` wraps the strategy's sampler and writes
-every trial to the run's Optuna storage (so ``trials.csv``, ``--resume`` and the
-plots work as for a local run); Ray schedules the trials over the cluster with
-``cpus_per_trial``/``gpus_per_trial`` resources. Each worker builds the space,
-latency predictor and evaluator from the saved settings once per process.
+The driver owns the study and its sampler, exactly as a local search does (asks and tells
+happen here, through Optuna's public ``ask``/``tell``); Ray runs the measurements, on this
+machine or a cluster (``config.address``), with ``cpus_per_trial``/``gpus_per_trial`` each:
 
-Resume: the Ray driver is the only writer of its study, so trials it left
-RUNNING when it died are marked failed and re-queued with the same choices.
+- **instant evaluators** (surrogates, tables: :func:`mnas.search.runner.is_instant`): the local
+  fast path's rounds (journal storage, one write per round), each round's architectures split
+  into one task per worker, *many architectures per task*. A Ray task costs milliseconds, so
+  rounds are at least :data:`MIN_RAY_ROUND` architectures (``--batch`` to change); for evolution
+  and TPE that means parents drawn from a population refreshed once per round, as with parallel
+  workers in Real et al.
+- **expensive evaluators** (training, supernet scoring): *one trial per task*, as many in flight
+  as the cluster has workers, each trial RUNNING in the SQLite/RDB storage while it is measured.
+
+Each worker builds the space, latency predictor and evaluator from the saved settings once per
+process (or receives the objects a caller injected). Resume: the driver is the only writer of its
+study, so trials a dead driver left RUNNING are failed and re-queued with the same choices
+(``study.tell(number, state=FAIL)`` and ``study.enqueue_trial``).
 """
 
 from __future__ import annotations
 
 import functools
 import json
+import sys
 from pathlib import Path
 
 from mnas.errors import MnasError
@@ -21,15 +31,18 @@ from mnas.search.config import SearchConfig
 from mnas.search.runner import (
     METRICS,
     Components,
+    _run_rounds,
     build_components,
     make_sampler,
-    measure,
+    measure_many,
     open_storage,
+    resolve_storage,
+    round_size,
     storage_url,
 )
 from mnas.search.strategies.base import distributions, sample_from_params
 
-ROW_KEYS = ("accuracy", "latency_ms", "madds", "params", "reward", "loss", "eval_cost_s", "code", "arch")
+MIN_RAY_ROUND = 64  # architectures per round on Ray with an instant evaluator (unless --batch says otherwise)
 
 
 @functools.lru_cache(maxsize=4)
@@ -37,13 +50,10 @@ def _worker_components(settings: str, run_dir: str) -> Components:
     return build_components(SearchConfig.from_dict(json.loads(settings)), Path(run_dir))
 
 
-def _trial(params: dict, components: Components | None = None, settings: str = "{}", run_dir: str = "") -> None:
-    """One Ray trial: decode the sampled choices, measure, report."""
-    from ray import tune
-
+def _measure_task(samples: list[dict], components: Components | None, settings: str, run_dir: str) -> list[dict]:
+    """One Ray task: measure ``samples`` (one or many) with the injected or the worker's own components."""
     comp = components if components is not None else _worker_components(settings, run_dir)
-    sample = sample_from_params(comp.space.choices(), params)
-    tune.report(measure(comp, sample))
+    return measure_many(comp, samples)
 
 
 def _requeue_orphans(study) -> int:
@@ -51,84 +61,105 @@ def _requeue_orphans(study) -> int:
 
     orphans = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
     for t in orphans:
-        study._storage.set_trial_state_values(t._trial_id, TrialState.FAIL)
+        study.tell(t.number, state=TrialState.FAIL)
         study.enqueue_trial(t.params, user_attrs={"retry_of": t.number})
     return len(orphans)
 
 
+def workers(config: SearchConfig) -> int:
+    """How many measurements the cluster runs at once with ``cpus_per_trial``/``gpus_per_trial`` each."""
+    import ray
+
+    res = ray.cluster_resources()
+    n = int(res.get("CPU", 1) // max(config.cpus_per_trial, 1e-9)) if config.cpus_per_trial > 0 else 1 << 10
+    if config.gpus_per_trial > 0:
+        n = min(n, int(res.get("GPU", 0) // config.gpus_per_trial))
+        if n < 1:
+            raise MnasError(f"--gpus-per-trial {config.gpus_per_trial:g}: the Ray cluster has {res.get('GPU', 0):g} GPU(s)")
+    return max(1, n)
+
+
 def run_ray(config: SearchConfig, comp: Components, run_dir: Path, *, space=None, predictor=None,
-            evaluator=None, progress: bool = True, log=print):
-    """Run the remaining trials of ``config`` on Ray (a local runtime or ``config.address``)."""
+            evaluator=None, progress: bool = True, log=print, resume: bool = False):
+    """Run the remaining trials of ``config`` with measurements on Ray (a local runtime or ``config.address``)."""
     try:
         import ray
-        from ray import tune
-        from ray.tune.search.optuna import OptunaSearch
     except ImportError:
-        raise MnasError("--backend ray needs Ray Tune: pip install 'ray[tune]'") from None
-    import optuna
-    from optuna.trial import TrialState
-    from tqdm import tqdm
-
+        raise MnasError("--backend ray needs Ray: pip install 'ray[default]'") from None
     if not ray.is_initialized():
         try:
             ray.init(address=config.address, include_dashboard=False, log_to_driver=False)
         except (ConnectionError, ValueError, RuntimeError) as e:
             raise MnasError(f"cannot reach a Ray cluster at {config.address!r}: {str(e).splitlines()[0]}") from None
+    injected = any(x is not None for x in (space, predictor, evaluator))
+    comp_ref = ray.put(comp) if injected else None
+    settings = json.dumps(config.to_dict(), sort_keys=True)
+    task = ray.remote(_measure_task).options(num_cpus=config.cpus_per_trial, num_gpus=config.gpus_per_trial)
+    n_workers = workers(config)
+    kind, where = resolve_storage(config, run_dir, comp, resume)
+
+    if kind != "rdb":  # instant evaluator: rounds, many architectures per task
+        def ray_measure(_comp, samples: list[dict]) -> list[dict]:
+            per = -(-len(samples) // n_workers)
+            refs = [task.remote(samples[i:i + per], comp_ref, settings, str(run_dir.resolve()))
+                    for i in range(0, len(samples), per)]
+            return [row for part in ray.get(refs) for row in part]
+
+        k = config.batch or max(round_size(config), MIN_RAY_ROUND)
+        return _run_rounds(config, comp, kind, where, resume, progress, log, measure=ray_measure, k=k)
+    return _run_tasks(config, comp, run_dir, progress, log, task, comp_ref, settings, n_workers)
+
+
+def _run_tasks(config, comp, run_dir, progress, log, task, comp_ref, settings, n_workers):
+    """Expensive evaluators: one trial per Ray task, ``n_workers`` in flight, each RUNNING in storage meanwhile."""
+    import optuna
+    import ray
+    from optuna.trial import TrialState
+    from tqdm import tqdm
+
     storage = open_storage(config, run_dir, heartbeat=False)
-    directions = comp.reward.directions
-    study = optuna.create_study(storage=storage, study_name=config.study_name, directions=directions,
+    study = optuna.create_study(storage=storage, study_name=config.study_name, directions=comp.reward.directions,
                                 load_if_exists=True)
     requeued = _requeue_orphans(study)
-    sampler = make_sampler(config, comp, existing=len(study.get_trials(deepcopy=False)))
     if requeued:
         log(f"re-queued {requeued} trial(s) left running by the previous driver")
+    study.sampler = make_sampler(config, comp, existing=len(study.get_trials(deepcopy=False)))
+    choices = comp.space.choices()
+    dists = distributions(choices)
     done = len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)))
-    remaining = config.trials - done
-    if remaining <= 0:
-        return study
-
-    multi = comp.reward.multi_objective
-    metric = ["accuracy", "latency_ms"] if multi else "reward"
-    mode = ["max", "min"] if multi else "max"
-
-    class RecordingOptunaSearch(OptunaSearch):
-        """OptunaSearch that also stores each trial's measured row (accuracy, latency, …)."""
-
-        def on_trial_complete(self, trial_id, result=None, error=False):
-            if result and trial_id in self._ot_trials:
-                row = {k: result[k] for k in ROW_KEYS if k in result}
-                self._ot_trials[trial_id].set_user_attr(METRICS, row)
-            super().on_trial_complete(trial_id, result, error)
-
-    searcher = RecordingOptunaSearch(space=distributions(comp.space.choices()), metric=metric, mode=mode,
-                                     sampler=sampler, study_name=config.study_name, storage=storage)
-    injected = any(x is not None for x in (space, predictor, evaluator))
-    trainable = tune.with_parameters(
-        _trial,
-        components=comp if injected else None,
-        settings=json.dumps(config.to_dict(), sort_keys=True),
-        run_dir=str(Path(run_dir).resolve()),
-    )
-    trainable = tune.with_resources(trainable, {"cpu": config.cpus_per_trial, "gpu": config.gpus_per_trial})
-    bar = tqdm(total=config.trials, initial=done, desc="search (ray)", unit="trial", disable=not progress)
-
-    class Progress(tune.Callback):
-        def on_trial_complete(self, iteration, trials, trial, **info):
-            bar.update(1)
-
-    tuner = tune.Tuner(
-        trainable,
-        tune_config=tune.TuneConfig(search_alg=searcher, num_samples=remaining),
-        run_config=tune.RunConfig(name="ray", storage_path=str((run_dir / "ray").resolve()), verbose=0,
-                                  callbacks=[Progress()]),
-    )
+    bar = tqdm(total=config.trials, initial=min(done, config.trials), desc="search (ray)", unit="trial",
+               disable=not progress, file=sys.stderr, dynamic_ncols=True)
+    pending: dict = {}
+    errors: list[str] = []
+    run = str(Path(run_dir).resolve())
     try:
-        results = tuner.fit()
+        while True:
+            while len(pending) < n_workers and done + len(pending) < config.trials and not errors:
+                t = study.ask(dists)
+                pending[task.remote([sample_from_params(choices, t.params)], comp_ref, settings, run)] = t
+            if not pending:
+                break
+            ready, _ = ray.wait(list(pending), num_returns=1)
+            for ref in ready:
+                t = pending.pop(ref)
+                try:
+                    row = ray.get(ref)[0]
+                except Exception as e:  # the measurement failed on the worker
+                    study.tell(t, state=TrialState.FAIL)
+                    errors.append(str(e).strip().splitlines()[-1] if str(e).strip() else type(e).__name__)
+                    continue
+                t.set_user_attr(METRICS, row)
+                study.tell(t, comp.reward.objectives(row["accuracy"], row["latency_ms"]))
+                done += 1
+                bar.update(1)
+    except BaseException:
+        for ref, t in pending.items():  # interrupted: the trials in flight are failed, never left RUNNING
+            ray.cancel(ref, force=True)
+            study.tell(t, state=TrialState.FAIL)
+        raise
     finally:
         bar.close()
-    if results.errors:
-        first = str(results.errors[0]).strip().splitlines()[-1]
-        raise MnasError(f"{len(results.errors)} of {remaining} Ray trials failed (first: {first}); finished trials "
-                        f"are stored: fix the cause and continue with `mnas search --resume {run_dir}`")
-    return optuna.load_study(study_name=config.study_name, storage=storage_url(config, run_dir), sampler=sampler)
-
+    if errors:
+        raise MnasError(f"{len(errors)} Ray trial(s) failed (first: {errors[0]}); finished trials are stored: fix the "
+                        f"cause and continue with `mnas search --resume {run_dir}`")
+    return optuna.load_study(study_name=config.study_name, storage=storage_url(config, run_dir))

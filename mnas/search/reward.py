@@ -17,6 +17,7 @@ A single-objective search maximises
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 from mnas.errors import MnasError
 
@@ -52,7 +53,7 @@ class Reward:
         return self.alpha is None
 
     @property
-    def directions(self) -> list[str]:
+    def directions(self) -> list[Literal["maximize", "minimize"]]:
         """Optuna study directions: one for the scalar reward, (accuracy, latency) for ``pareto``."""
         return ["maximize", "minimize"] if self.multi_objective else ["maximize"]
 

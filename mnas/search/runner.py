@@ -26,11 +26,15 @@ import time
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mnas.errors import MnasError
+from mnas.io import (GracefulStop, atomic_output, check_journal, check_trials_db, claim_run_dir, interruptible,
+                     optimize_interruptibly)
+from mnas.protocols import AccuracyEvaluator, LatencyModel, Space
 from mnas.search.config import SearchConfig
 from mnas.search.reward import Reward, get_reward
+from mnas.search.storage import JOURNAL_FILE, MEMORY, NoFlush, is_journal, journal_path, open_journal
 from mnas.search.strategies import get_strategy
 from mnas.search.strategies.base import distributions, sample_from_params
 
@@ -38,6 +42,29 @@ CONFIG_FILE = "config.yaml"
 DB_FILE = "trials.db"
 METRICS = "metrics"  # the user attribute holding a trial's measured row
 ENUMERATE_LIMIT = 1_000
+# what a trial records besides its choices, in table order (``code``: spaces with a compact encoding)
+ROW_KEYS = ("accuracy", "latency_ms", "madds", "params", "reward", "loss", "eval_cost_s", "code", "arch")
+
+if TYPE_CHECKING:  # annotations only: pandas is imported where tables are built
+    import pandas
+
+
+# ---------------------------------------------------------------------- backends
+
+# Remote backends by name: "module:function", imported when chosen. A backend module builds on this
+# one (storage, rounds, measuring); this module names it only here, so the two never import each other.
+# "local" (this process) is run_search's own loop.
+BACKENDS = {"ray": "mnas.search.ray_backend:run_ray"}
+
+
+def get_backend(name: str):
+    """The function that runs a search on backend ``name`` (see :data:`BACKENDS`)."""
+    import importlib
+
+    if name not in BACKENDS:
+        raise MnasError(f"unknown backend {name!r} (choose local or {', '.join(BACKENDS)})")
+    module, _, func = BACKENDS[name].partition(":")
+    return getattr(importlib.import_module(module), func)
 
 
 # ---------------------------------------------------------------------- components
@@ -47,14 +74,15 @@ ENUMERATE_LIMIT = 1_000
 class Components:
     """What a search measures with: space, latency predictor, accuracy evaluator, reward."""
 
-    space: Any
-    predictor: Any
-    evaluator: Any
+    space: Space
+    predictor: LatencyModel
+    evaluator: AccuracyEvaluator
     reward: Reward
 
 
-def build_components(config: SearchConfig, run_dir: Path | None = None, *, space=None, predictor=None,
-                     evaluator=None, before_evaluator=None) -> Components:
+def build_components(config: SearchConfig, run_dir: Path | None = None, *, space: Space | None = None,
+                     predictor: LatencyModel | None = None, evaluator: AccuracyEvaluator | None = None,
+                     before_evaluator=None) -> Components:
     """The space, predictor and evaluator named by ``config`` (any given object is used as is).
 
     ``before_evaluator(space, predictor, reward)`` runs before the evaluator is created
@@ -72,29 +100,39 @@ def build_components(config: SearchConfig, run_dir: Path | None = None, *, space
     if before_evaluator is not None:
         before_evaluator(space, predictor, reward)
     if evaluator is None:
-        from mnas.accuracy import evaluator_options, get_evaluator
+        from mnas.run import build_evaluator
 
-        options = dict(config.evaluator_options)
-        allowed = evaluator_options(config.evaluator)
-        for key in ("dataset", "data_dir"):
-            value = getattr(config, key)
-            if value is not None:
-                if key not in allowed:
-                    raise MnasError(f"--{key.replace('_', '-')} does not apply to the {config.evaluator} evaluator")
-                options[key] = value
-        if run_dir is not None and "cache" in allowed and "cache" not in options:
-            options["cache"] = str(run_dir / "eval_cache.db")  # a killed run finds its evaluations again
-        evaluator = get_evaluator(config.evaluator, space=space, **options)
+        evaluator = build_evaluator(config.evaluator, config.evaluator_options, space, dataset=config.dataset,
+                                    data_dir=config.data_dir, run_dir=run_dir)  # a killed run finds its evaluations again
     return Components(space, predictor, evaluator, reward)
 
 
 def measure(comp: Components, sample: dict) -> dict[str, Any]:
     """Decode ``sample`` and measure it: the row a trial records (without its choices)."""
-    from mnas.counting import count
-
     net = comp.space.decode(sample)
     latency = float(comp.predictor.predict(net))
     result = comp.evaluator.evaluate(net, sample)
+    return _row(comp, net, sample, latency, result)
+
+
+def measure_many(comp: Components, samples: list[dict]) -> list[dict[str, Any]]:
+    """:func:`measure` for many samples at once, through the predictor's and the evaluator's batch paths.
+
+    The rows equal :func:`measure`'s one by one (``tests/test_search_scale.py`` checks).
+    """
+    if len(samples) == 1:
+        return [measure(comp, samples[0])]
+    nets = [comp.space.decode(s) for s in samples]
+    many = getattr(comp.predictor, "predict_many", None)
+    lat = many(nets) if many is not None else [comp.predictor.predict(n) for n in nets]
+    emany = getattr(comp.evaluator, "evaluate_many", None)
+    results = emany(nets, samples) if emany is not None else [comp.evaluator.evaluate(n, s) for n, s in zip(nets, samples)]
+    return [_row(comp, n, s, float(ms), r) for n, s, ms, r in zip(nets, samples, lat, results)]
+
+
+def _row(comp: Components, net, sample: dict, latency: float, result) -> dict[str, Any]:
+    from mnas.counting import count
+
     acc = float(result["top1"])
     c = count(net)
     row = {
@@ -116,7 +154,7 @@ def measure(comp: Components, sample: dict) -> dict[str, Any]:
 # ---------------------------------------------------------------------- the fastest network
 
 
-def min_latency(space, predictor, *, sweeps: int = 4, starts: int = 4, seed: int = 0) -> tuple[float, dict]:
+def min_latency(space: Space, predictor: LatencyModel, *, sweeps: int = 4, starts: int = 4, seed: int = 0) -> tuple[float, dict]:
     """The lowest predicted latency in ``space`` and a sample reaching it.
 
     Spaces up to 1,000 networks are enumerated (exact). Larger ones: coordinate
@@ -146,9 +184,9 @@ def min_latency(space, predictor, *, sweeps: int = 4, starts: int = 4, seed: int
                     if o == s[c.name]:
                         continue
                     cand = {**s, c.name: o}
-                    lat = predictor.predict(space.decode(cand))
-                    if lat < cur - 1e-12:
-                        s, cur, changed = cand, lat, True
+                    ms = predictor.predict(space.decode(cand))
+                    if ms < cur - 1e-12:
+                        s, cur, changed = cand, ms, True
             if not changed:
                 break
         if best is None or cur < best[0]:
@@ -157,7 +195,7 @@ def min_latency(space, predictor, *, sweeps: int = 4, starts: int = 4, seed: int
     return best
 
 
-def check_target(space, predictor, config: SearchConfig) -> float | None:
+def check_target(space: Space, predictor: LatencyModel, config: SearchConfig) -> float | None:
     """Raise :class:`MnasError` up front when the target is below the fastest network of the space."""
     if config.target_ms is None:
         return None
@@ -247,7 +285,7 @@ def trials_table(study, space) -> "pandas.DataFrame":  # noqa: F821
         row: dict[str, Any] = {"number": t.number, "state": t.state.name}
         row.update({n: t.params.get(n) for n in names})
         metrics = t.user_attrs.get(METRICS, {})
-        for k in ("accuracy", "latency_ms", "madds", "params", "reward", "loss", "eval_cost_s", "code", "arch"):
+        for k in ROW_KEYS:
             row[k] = metrics.get(k)
         row["retry_of"] = t.system_attrs.get("failed_trial")
         row["datetime_start"] = t.datetime_start
@@ -295,8 +333,9 @@ def new_run_dir(config: SearchConfig) -> Path:
     return Path("runs") / stamp
 
 
-def run_search(config: SearchConfig, *, resume: bool = False, progress: bool = True, space=None,
-               predictor=None, evaluator=None, plot: bool = True, log=None) -> SearchResult:
+def run_search(config: SearchConfig, *, resume: bool = False, progress: bool = True, space: Space | None = None,
+               predictor: LatencyModel | None = None, evaluator: AccuracyEvaluator | None = None, plot: bool = True,
+               log=None) -> SearchResult:
     """Run (or, with ``resume``, continue) the search ``config`` describes; see the module docstring.
 
     ``space``, ``predictor`` and ``evaluator`` override the ones the config names
@@ -308,11 +347,12 @@ def run_search(config: SearchConfig, *, resume: bool = False, progress: bool = T
     log = log or (lambda msg: print(msg, file=sys.stderr))
     t0 = time.time()
     run_dir = new_run_dir(config)
+    claim_run_dir(run_dir, "search", create=not resume)  # one process per run folder, before any write (mnas/io.py)
     if resume:
         if not (run_dir / CONFIG_FILE).is_file():
             raise MnasError(f"{run_dir}: not a search run folder (no {CONFIG_FILE}); give the folder `mnas search` wrote")
     else:
-        if (run_dir / DB_FILE).exists() or (run_dir / CONFIG_FILE).exists():
+        if (run_dir / DB_FILE).exists() or (run_dir / JOURNAL_FILE).exists() or (run_dir / CONFIG_FILE).exists():
             raise MnasError(f"{run_dir} already holds a search: continue it with `mnas search --resume {run_dir}` "
                             "or choose another --out")
     fastest: list[float | None] = [None]
@@ -327,14 +367,223 @@ def run_search(config: SearchConfig, *, resume: bool = False, progress: bool = T
     config.out = str(run_dir)
     config.save(run_dir / CONFIG_FILE)
 
-    if config.backend == "ray":
-        from mnas.search.ray_backend import run_ray
-
-        study = run_ray(config, comp, run_dir, space=space, predictor=predictor, evaluator=evaluator,
-                        progress=progress, log=log)
+    if config.backend in BACKENDS:
+        study = get_backend(config.backend)(config, comp, run_dir, space=space, predictor=predictor, evaluator=evaluator,
+                        progress=progress, log=log, resume=resume)
     else:
-        study = _run_local(config, comp, run_dir, resume, progress, log)
+        kind, where = resolve_storage(config, run_dir, comp, resume)
+        if kind == "rdb":
+            if config.batch not in (None, 1):
+                raise MnasError(f"--batch {config.batch} needs a journal storage (the default for instant evaluators, "
+                                f"or --storage journal:FILE): the RDB storage {where} stores trial by trial")
+            study = _run_local(config, comp, run_dir, resume, progress, log)
+        else:
+            study = _run_rounds(config, comp, kind, where, resume, progress, log)
     return finish(config, comp, study, run_dir, fastest[0], t0, plot=plot)
+
+
+# ---------------------------------------------------------------------- fast path: rounds on a journal
+
+# evaluators that score a network in well under a millisecond to a few: their trials are run in rounds on
+# the journal storage; the others (training, supernet scoring) trial by trial on SQLite with heartbeats
+from mnas.run import INSTANT_EVALUATORS  # noqa: E402  (one definition, shared with NetAdapt and the replays)
+
+
+def is_instant(config: SearchConfig, evaluator=None) -> bool:
+    """Whether the evaluator is cheap enough for rounds on the journal (its ``instant`` attribute, else its kind)."""
+    flag = getattr(evaluator, "instant", None)
+    if isinstance(flag, bool):
+        return flag
+    return config.evaluator in INSTANT_EVALUATORS
+
+
+def resolve_storage(config: SearchConfig, run_dir: Path, comp: Components | None = None,
+                    resume: bool = False) -> tuple[str, Any]:
+    """Where the run's trials live: ``("journal", path)``, ``("rdb", url)`` or ``("memory", None)``.
+
+    ``config.storage`` decides when set; otherwise a resumed run keeps the file it has and a new
+    run gets ``trials.journal`` for an instant evaluator and ``trials.db`` for an expensive one.
+    """
+    if config.storage:
+        if config.storage == MEMORY:
+            if resume:
+                raise MnasError("storage 'memory' keeps nothing to resume: use the default storage or journal:FILE")
+            return "memory", None
+        if is_journal(config.storage):
+            return "journal", journal_path(config.storage)
+        return "rdb", storage_url(config, run_dir)
+    if resume:
+        if (run_dir / JOURNAL_FILE).is_file():
+            check_journal(run_dir / JOURNAL_FILE, config.study_name)  # empty or foreign: say so, never restart
+            return "journal", run_dir / JOURNAL_FILE
+        if (run_dir / DB_FILE).is_file():
+            check_trials_db(run_dir / DB_FILE, config.study_name)  # empty or damaged: say so, never restart
+            return "rdb", storage_url(config, run_dir)
+        raise MnasError(f"{run_dir}: no trial storage ({JOURNAL_FILE} or {DB_FILE}) to resume: the search never "
+                        f"stored a trial there; start it again with --out {run_dir} after removing {CONFIG_FILE}")
+    instant = is_instant(config, comp.evaluator if comp is not None else None)
+    if instant or (config.batch or 1) > 1:
+        return "journal", run_dir / JOURNAL_FILE
+    return "rdb", storage_url(config, run_dir)
+
+
+def round_size(config: SearchConfig) -> int:
+    """Trials asked before any is told: ``config.batch``, else the largest that leaves the strategy unchanged.
+
+    random: its draws ignore the told values, so any round gives the same trials (64);
+    rl: the controller learns once per ``batch_size`` finished trials, so rounds of
+    ``batch_size`` give exactly the sequential trials; evolution, TPE and NSGA-II use every
+    told trial for the next, so 1 (rounds still save the per-trial storage cost).
+    """
+    if config.batch is not None:
+        return config.batch
+    if config.strategy == "random":
+        return 64
+    if config.strategy == "rl":
+        from mnas.search.strategies import options_of
+
+        return int(config.strategy_options.get("batch_size", options_of("rl").get("batch_size", 20)))
+    return 1
+
+
+# strategies whose sampler keeps no state of its own, so they can be shown only the newest trials
+WINDOWED = {"tpe": 500}
+
+
+def strategy_window(config: SearchConfig) -> int | None:
+    """How many of the newest trials the strategy sees (None: all); ``config.window``, else :data:`WINDOWED`.
+
+    TPE refits its Parzen estimators on every finished trial for every new one (O(n) per
+    trial, ~0.04 ms per stored trial here: 8,000 trials would take most of an hour), so by
+    default it models the newest 500. Evolution looks at its population only, the RL
+    controller learns from each trial once, random ignores the history: all see everything.
+    NSGA-II's generations are numbered through the study, so it cannot be windowed.
+    """
+    w = config.window if config.window is not None else WINDOWED.get(config.strategy or "")
+    if w is not None and config.strategy in ("rl", "nsga2"):
+        raise MnasError(f"window does not apply to strategy {config.strategy!r} (its state spans every trial); "
+                        "use it with tpe, evolution or random")
+    return w
+
+
+def open_study(config: SearchConfig, comp: Components, kind: str, where, resume: bool):
+    """The run's stored study and its journal backend (``(None, NoFlush())`` for ``memory``)."""
+    import optuna
+
+    if kind == "memory":
+        return None, NoFlush()
+    storage, backend = open_journal(where)
+    directions = comp.reward.directions
+    try:
+        study = optuna.create_study(storage=storage, study_name=config.study_name, directions=directions,
+                                    load_if_exists=resume)
+    except optuna.exceptions.DuplicatedStudyError:
+        raise MnasError(f"{where} already has a study {config.study_name!r}: use --resume or another --out") from None
+    backend.flush()
+    if [d.name.lower() for d in study.directions] != directions:
+        raise MnasError(f"the stored study optimises {[d.name.lower() for d in study.directions]}, this config "
+                        f"{directions}: resume with the run's own config.yaml")
+    return study, backend
+
+
+def _run_rounds(config, comp, kind, where, resume, progress, log, *, measure=None, k: int | None = None):
+    """The fast path: rounds of trials on an in-memory study, each round stored in one journal write.
+
+    The strategy samples from an in-memory Optuna study (the fastest Optuna storage:
+    ``benchmarks/bench_search_throughput.py``); each finished trial is then added, whole,
+    to the stored study (``study.add_trials``: one journal line per trial), and the round
+    is written at once. A resumed run first copies the stored trials into the in-memory
+    study, so trial numbers, and what the strategy sees, are the stored ones.
+    """
+    import optuna
+    from optuna.trial import TrialState
+
+    from tqdm import tqdm
+
+    stored, backend = open_study(config, comp, kind, where, resume)
+    mem = optuna.create_study(storage=optuna.storages.InMemoryStorage(), sampler=make_sampler(config, comp),
+                              study_name=config.study_name, directions=comp.reward.directions)
+    window = strategy_window(config)
+    if resume and stored is not None:
+        # trials a cut-short write left unfinished (the stored study only ever receives finished trials)
+        orphans = stored.get_trials(deepcopy=False, states=(TrialState.RUNNING, TrialState.WAITING))
+        for t in orphans:
+            stored.tell(t.number, state=TrialState.FAIL)
+        backend.flush(sync=True)
+        if orphans:
+            log(f"{len(orphans)} trial(s) left unfinished by the last process were marked failed")
+        old = stored.get_trials(deepcopy=False)
+        mem.add_trials(old[-window:] if window else old)
+        mem.sampler = make_sampler(config, comp, existing=len(old))
+    archive: list = []  # trials dropped from a windowed in-memory study when nothing else stores them
+
+    def slide() -> None:
+        """Keep the newest ``window`` trials only: a new in-memory study with the same sampler."""
+        nonlocal mem
+        every = mem.get_trials(deepcopy=False)
+        if not window or len(every) < 2 * window:
+            return
+        if stored is None:
+            archive.extend(every[:-window])
+        new = optuna.create_study(storage=optuna.storages.InMemoryStorage(), sampler=mem.sampler,
+                                  study_name=config.study_name, directions=comp.reward.directions)
+        new.add_trials(every[-window:])
+        mem = new
+
+    choices = comp.space.choices()
+    dists = distributions(choices)
+    multi = comp.reward.multi_objective
+    key = (lambda m: m["accuracy"]) if multi else (lambda m: m["reward"])
+    n_done = len((stored or mem).get_trials(deepcopy=False, states=(TrialState.COMPLETE,)))
+    k = k or round_size(config)
+    bar = tqdm(total=config.trials, initial=min(n_done, config.trials), desc="search", unit="trial",
+               disable=not progress, file=sys.stderr, dynamic_ncols=True)
+    best = best_so_far(mem, multi)
+
+    def show(m) -> None:
+        bar.set_postfix(reward=f"{m['reward']:.3f}", acc=f"{m['accuracy']:.2f}", lat=f"{m['latency_ms']:.2f}ms")
+
+    def store(m: int) -> None:
+        if stored is not None:
+            stored.add_trials(mem.get_trials(deepcopy=False)[-m:])
+            backend.flush()
+
+    if best:
+        show(best)
+    stop = GracefulStop().start()  # Ctrl-C / SIGTERM: only while measuring or between rounds (mnas/io.py; keep)
+    try:
+        while n_done < config.trials:
+            stop.check(f": {n_done} completed trials are saved; continue with `mnas search --resume {config.out}`")
+            asked = [mem.ask(dists) for _ in range(min(k, config.trials - n_done))]
+            try:
+                with stop.interruptible():
+                    rows = (measure or measure_many)(comp, [sample_from_params(choices, t.params) for t in asked])
+            except BaseException:
+                for t in asked:
+                    mem.tell(t, state=TrialState.FAIL)
+                store(len(asked))
+                raise
+            for t, row in zip(asked, rows):
+                t.set_user_attr(METRICS, row)
+                mem.tell(t, comp.reward.objectives(row["accuracy"], row["latency_ms"]))
+            store(len(asked))
+            slide()
+            n_done += len(asked)
+            bar.update(len(asked))
+            top = max(rows, key=key)
+            if best is None or key(top) > key(best):
+                best = top
+                show(best)
+    finally:
+        stop.restore()
+        backend.flush(sync=True)
+        bar.close()
+    if stored is None and archive:
+        full = optuna.create_study(storage=optuna.storages.InMemoryStorage(), study_name=config.study_name,
+                                   directions=comp.reward.directions)
+        full.add_trials(archive + mem.get_trials(deepcopy=False))
+        return full
+    return stored if stored is not None else mem
 
 
 def _objective(comp: Components, choices: list, dists: dict):
@@ -342,7 +591,8 @@ def _objective(comp: Components, choices: list, dists: dict):
         for name, d in dists.items():
             trial.suggest_categorical(name, d.choices)
         sample = sample_from_params(choices, trial.params)
-        row = measure(comp, sample)
+        with interruptible():  # Ctrl-C here fails this trial at once (mnas/io.py; issue 15: keep)
+            row = measure(comp, sample)
         trial.set_user_attr(METRICS, row)  # one write: every set_user_attr is a database commit
         return comp.reward.objectives(row["accuracy"], row["latency_ms"])
 
@@ -409,7 +659,8 @@ def _run_local(config, comp, run_dir, resume, progress, log):
 
     try:
         if n_done < config.trials:
-            study.optimize(objective, n_trials=None, callbacks=[on_trial])
+            optimize_interruptibly(study, objective, n_trials=None, callbacks=[on_trial],  # issue 15: keep
+                                   resume_hint=f"; continue with `mnas search --resume {run_dir}`")
     finally:
         bar.close()
     return study
@@ -422,8 +673,10 @@ def finish(config: SearchConfig, comp: Components, study, run_dir: Path, fastest
     from mnas.plots import pareto_front
 
     df = trials_table(study, comp.space)
-    df.to_csv(run_dir / "trials.csv", index=False)
-    df.to_parquet(run_dir / "trials.parquet", index=False)
+    with atomic_output(run_dir / "trials.csv") as tmp:  # a kill leaves the old table or the new, never half
+        df.to_csv(tmp, index=False)
+    with atomic_output(run_dir / "trials.parquet") as tmp:
+        df.to_parquet(tmp, index=False)
     done = df[df["state"] == "COMPLETE"].dropna(subset=["reward"])
     if comp.reward.multi_objective:
         ranked = pareto_front(done).sort_values("accuracy", ascending=False)
@@ -442,10 +695,8 @@ def finish(config: SearchConfig, comp: Components, study, run_dir: Path, fastest
         })
     if plot and len(done):
         from mnas.plots import plot_pareto
+        from mnas.run import zoo_references
 
-        try:
-            plot_pareto([run_dir], run_dir / "pareto.png", device=config.device, predictor=comp.predictor)
-        except MnasError:
-            plot_pareto([run_dir], run_dir / "pareto.png")
+        plot_pareto([run_dir], run_dir / "pareto.png", device=config.device, references=zoo_references(comp.predictor))
     return SearchResult(run_dir=run_dir, table=df, top=top, fastest_ms=fastest, completed=len(done),
                         wall_s=time.time() - t0)

@@ -79,10 +79,16 @@ class EvolutionSampler(BaseSampler):
     def sample_relative(self, study, trial, search_space: dict) -> dict[str, Any]:
         if not search_space:
             return {}
-        done = study._get_trials(deepcopy=False, states=(TrialState.COMPLETE,), use_cache=True)
-        done = [t for t in done if all(k in t.params for k in search_space)]
-        done.sort(key=lambda t: t.number)
-        population = done[-self.population_size :]
+        done = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+        # the newest population_size trials that set every choice, scanned from the end (Optuna's storages list
+        # trials in creation order), so a sample costs O(population) however long the search
+        population = []
+        for t in reversed(done):
+            if all(k in t.params for k in search_space):
+                population.append(t)
+                if len(population) == self.population_size:
+                    break
+        population.sort(key=lambda t: t.number)
         if len(population) < self.population_size:
             return self._random_sample(search_space)
         picked = self._rng.sample(population, self.sample_size)

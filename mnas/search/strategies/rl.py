@@ -117,6 +117,7 @@ class ControllerSampler(BaseSampler):
         self._buffer: list[tuple[list[int], float]] = []
         self.baseline: float | None = None
         self.updates = 0
+        self._queue: list[list[int]] = []  # sequences drawn from the current policy, not yet handed out
 
     def reseed_rng(self) -> None:
         self._gen = torch.Generator().manual_seed(random.SystemRandom().randrange(2**63))
@@ -142,7 +143,9 @@ class ControllerSampler(BaseSampler):
 
     def _collect(self, study) -> None:
         sign = 1.0 if study.direction == StudyDirection.MAXIMIZE else -1.0
-        done = study._get_trials(deepcopy=False, states=(TrialState.COMPLETE,), use_cache=True)
+        done = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+        if len(done) == len(self._seen):  # nothing finished since the last call (finished trials stay finished)
+            return
         for t in sorted(done, key=lambda t: t.number):
             if t.number in self._seen:
                 continue
@@ -174,6 +177,7 @@ class ControllerSampler(BaseSampler):
             self._opt.step()
         self.baseline = self.baseline_decay * self.baseline + (1 - self.baseline_decay) * mean
         self.updates += 1
+        self._queue = []  # sequences drawn from the old policy are not used
 
     # ------------------------------------------------------------------ sampling
 
@@ -182,9 +186,14 @@ class ControllerSampler(BaseSampler):
             return {}
         with _one_thread():
             self._collect(study)
-        with _one_thread(), torch.no_grad():
-            actions, _, _ = self.policy(batch=1, generator=self._gen)
-        return {k: self._space[k].choices[int(a)] for k, a in zip(self._names, actions[0]) if k in search_space}
+        if not self._queue:
+            # the policy changes only in _update, once per batch_size finished trials: draw that many
+            # sequences in one batched pass (20x cheaper than one by one); _update discards leftovers
+            with _one_thread(), torch.no_grad():
+                actions, _, _ = self.policy(batch=self.batch_size, generator=self._gen)
+            self._queue = actions.tolist()
+        row = self._queue.pop(0)
+        return {k: self._space[k].choices[int(a)] for k, a in zip(self._names, row) if k in search_space}
 
     def sample_independent(self, study, trial, param_name, param_distribution):
         return self._random.sample_independent(study, trial, param_name, param_distribution)
