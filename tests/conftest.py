@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import os
 from pathlib import Path
 
@@ -28,3 +29,31 @@ def ray_local():
     yield ray
     ray.shutdown()
 
+
+
+# ---------------------------------------------------------------- Accel-NASBench (tests/test_anb_*.py)
+def anb_code(row: dict) -> str:
+    """A CSV row's compact encoding, built from its columns alone (``EKLS`` per block, joined by ``-``)."""
+    return "-".join("".join(row[f"block{b}_{f}"] for f in ("e", "k", "l", "se")) for b in range(7))
+
+
+@pytest.fixture(scope="session")
+def anb_csv_path(shared_data) -> Path:
+    path = shared_data / "accel_nasbench" / "accel_nasbench.csv"
+    if not path.is_file():
+        pytest.skip(f"{path} is absent")
+    return path
+
+
+@pytest.fixture(scope="session")
+def anb_rows(anb_csv_path) -> list[dict]:
+    """The benchmark's rows read with the csv module, independently of mnas.anb."""
+    with open(anb_csv_path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+@pytest.fixture(scope="session")
+def anb_space():
+    from mnas.space import load_space
+
+    return load_space("anb")

@@ -2,39 +2,32 @@
 
 from __future__ import annotations
 
-import csv
 import random
 
 import numpy as np
 import pytest
 
 from mnas import anb
+from conftest import anb_code
 from mnas.errors import MnasError
 
 
-@pytest.fixture(scope="module")
-def csv_path(shared_data):
-    path = shared_data / "accel_nasbench" / "accel_nasbench.csv"
-    if not path.is_file():
-        pytest.skip(f"{path} is absent")
-    return path
+@pytest.fixture(scope="session")
+def csv_path(anb_csv_path):
+    return anb_csv_path
 
 
-@pytest.fixture(scope="module")
-def rows(csv_path):
-    with open(csv_path, newline="") as f:
-        return list(csv.DictReader(f))
+@pytest.fixture(scope="session")
+def rows(anb_rows):
+    return anb_rows
 
 
-@pytest.fixture(scope="module")
-def space():
-    from mnas.space import load_space
-
-    return load_space("anb")
+@pytest.fixture(scope="session")
+def space(anb_space):
+    return anb_space
 
 
-def code_of(row: dict) -> str:
-    return "-".join("".join(row[f"block{b}_{f}"] for f in ("e", "k", "l", "se")) for b in range(7))
+code_of = anb_code
 
 
 def test_load_matches_the_file_read_with_csv(csv_path, rows):

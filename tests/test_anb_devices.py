@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import json
 import random
 
@@ -10,6 +9,7 @@ import numpy as np
 import pytest
 
 from mnas import anb
+from conftest import anb_code
 from mnas.errors import MnasError
 from mnas.latency import get_predictor
 
@@ -18,24 +18,17 @@ DEVICES = {"zcu102": ("latency_zcu102_ms", False), "vck190": ("latency_vck190_ms
            "tpuv2": ("throughput_tpuv2_ips", True), "tpuv3": ("throughput_tpuv3_ips", True)}
 
 
-@pytest.fixture(scope="module")
-def rows(shared_data):
-    path = shared_data / "accel_nasbench" / "accel_nasbench.csv"
-    if not path.is_file():
-        pytest.skip(f"{path} is absent")
-    with open(path, newline="") as f:
-        return list(csv.DictReader(f))
+@pytest.fixture(scope="session")
+def rows(anb_rows):
+    return anb_rows
 
 
-@pytest.fixture(scope="module")
-def space():
-    from mnas.space import load_space
-
-    return load_space("anb")
+@pytest.fixture(scope="session")
+def space(anb_space):
+    return anb_space
 
 
-def code_of(row: dict) -> str:
-    return "-".join("".join(row[f"block{b}_{f}"] for f in ("e", "k", "l", "se")) for b in range(7))
+code_of = anb_code
 
 
 @pytest.mark.parametrize("device", sorted(DEVICES))

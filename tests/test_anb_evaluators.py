@@ -14,19 +14,16 @@ from evaluator_contract import check_evaluator_contract
 
 from mnas import anb
 from mnas.accuracy import get_evaluator
+from conftest import anb_code
 from mnas.errors import MnasError
 
 
-@pytest.fixture(scope="module")
-def csv_path(shared_data):
-    path = shared_data / "accel_nasbench" / "accel_nasbench.csv"
-    if not path.is_file():
-        pytest.skip(f"{path} is absent")
-    return path
+@pytest.fixture(scope="session")
+def csv_path(anb_csv_path):
+    return anb_csv_path
 
 
-def code_of(row: dict) -> str:
-    return "-".join("".join(row[f"block{b}_{f}"] for f in ("e", "k", "l", "se")) for b in range(7))
+code_of = anb_code
 
 
 @pytest.fixture(scope="module")
