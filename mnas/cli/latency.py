@@ -427,14 +427,9 @@ def measure_rounds(df, nets, groups, runner, rounds: int, csv_path: Path, progre
     ``groups`` are lists of row indices measured one after the other (each group all its rounds first).
     A rerun with the same networks reuses the rounds already in ``csv_path``.
     """
-    import pandas as pd
+    from mnas.latency.validate import reuse_rounds
 
-    if csv_path.is_file():
-        old = pd.read_csv(csv_path, dtype={"arch": str})
-        if list(old["arch"]) == list(df["arch"]):
-            for c in old.columns:
-                if c.startswith("round"):
-                    df[c] = old[c]
+    reuse_rounds(df, csv_path)
     for g in groups:
         todo = [r for r in range(rounds) if f"round{r}_ms" not in df.columns or df.loc[g, f"round{r}_ms"].isna().any()]
         if not todo:

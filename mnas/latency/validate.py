@@ -27,6 +27,19 @@ import numpy as np
 from mnas.errors import MnasError
 
 
+def reuse_rounds(df, csv_path: Path) -> None:
+    """Copy the ``round*`` timing columns of an earlier run's ``csv_path`` into ``df`` (same networks only)."""
+    import pandas as pd
+
+    if not csv_path.is_file():
+        return
+    old = pd.read_csv(csv_path, dtype={"arch": str})
+    if list(old["arch"]) == list(df["arch"]):
+        for c in old.columns:
+            if c.startswith("round"):
+                df[c] = old[c]
+
+
 def error_stats(pred: np.ndarray, true: np.ndarray) -> dict:
     """MAPE, max |error| (percent), fraction within ±5 % and ±10 %, Kendall τ of pred vs true."""
     from scipy.stats import kendalltau
@@ -78,12 +91,7 @@ def validate(device: str, samples: int = 50, space: str | None = None, engine: s
     csv_path = out / "validate.csv"
     df = pd.DataFrame({"arch": [sp.encode_string(s) for s in chosen], "predicted_ms": predicted,
                        "op_sum_ms": op_sum, "madds": madds})
-    if csv_path.is_file():
-        old = pd.read_csv(csv_path, dtype={"arch": str})
-        if list(old["arch"]) == list(df["arch"]):
-            for c in old.columns:
-                if c.startswith("round"):
-                    df[c] = old[c]
+    reuse_rounds(df, csv_path)
     runner = Runner(engine, threads=int(meta.get("threads") or 1), stat=str(meta.get("stat", "min")),
                     clock="wall" if meta.get("clock") == "wall clock" else "cpu")
     done = [c for c in df.columns if c.startswith("round")]
