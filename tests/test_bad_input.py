@@ -461,10 +461,8 @@ def test_sigterm_becomes_a_clean_exit_130(tmp_path):
     proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             env={**os.environ, "PYTHONPATH": str(REPO)})
     assert proc.stdout.readline().strip() == "ready"
-    t0 = time.time()
     proc.send_signal(signal.SIGTERM)
-    _, err = proc.communicate(timeout=20)
-    assert time.time() - t0 < 10
+    _, err = proc.communicate(timeout=20)  # the command sleeps 30 s: only the signal ends it in time
     assert proc.returncode == 130 and err.strip() == "mnas: terminated by SIGTERM", err
 
 
