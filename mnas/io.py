@@ -124,12 +124,17 @@ def check_out_file(path: str | Path, flag: str = "--out", suffixes: tuple[str, .
         raise MnasError(f"{flag} {p} is a folder; give a file name (e.g. {p / ('out' + (suffixes or ('',))[0])})")
     if suffixes is not None and p.suffix.lower() not in suffixes:
         raise MnasError(f"{flag} {p}: unsupported file type {p.suffix or '(none)'!r} (use {', '.join(suffixes)})")
+    _check_parents(p, flag)
+    return p
+
+
+def _check_parents(p: Path, flag: str) -> None:
+    """The nearest existing parent of ``p`` must be a folder (the rest is created on write)."""
     for parent in p.parents:
         if parent.exists():
             if not parent.is_dir():
                 raise MnasError(f"{flag} {p}: {parent} is a file, not a folder")
             break
-    return p
 
 
 def check_out_dir(path: str | Path, flag: str = "--out") -> Path:
@@ -137,11 +142,7 @@ def check_out_dir(path: str | Path, flag: str = "--out") -> Path:
     p = Path(path)
     if p.exists() and not p.is_dir():
         raise MnasError(f"{flag} {p} is a file; give a folder for the run (a new or an empty one)")
-    for parent in p.parents:
-        if parent.exists():
-            if not parent.is_dir():
-                raise MnasError(f"{flag} {p}: {parent} is a file, not a folder")
-            break
+    _check_parents(p, flag)
     return p
 
 
