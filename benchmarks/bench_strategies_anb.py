@@ -28,6 +28,7 @@ import argparse
 import json
 import math
 import os
+import shlex
 import sys
 import tempfile
 import time
@@ -150,9 +151,10 @@ def main() -> int:
         acc, lat = score(space, predictor, evaluator, uniform_samples(space, args.budget, seed))
         random_curves.append(best_feasible_curve(acc, lat, target))
 
-    lines = [f"Produced by `nice -n 10 python benchmarks/bench_strategies_anb.py --seeds {args.seeds} --budget {args.budget} "
-             f"--short-budget {args.short_budget}` (anb space, anb surrogate, pixel1), machine load average "
-             f"{os.getloadavg()[0]:.1f} at the start.", ""]
+    argv_text = " ".join(shlex.quote(a) for a in sys.argv[1:])
+    lines = [f"Produced by `python benchmarks/bench_strategies_anb.py {argv_text}` (anb space, anb surrogate, "
+             f"pixel1), machine load average {os.getloadavg()[0]:.1f} at the start. Wall times per run are medians "
+             f"over seeds (a run paused by the machine's scheduler would skew a mean).", ""]
     # ------------------------------------------------------------------ single objective
     table = []
     level_random = float(np.median([c[min(args.budget, len(c)) - 1] for c in random_curves]))
@@ -166,7 +168,7 @@ def main() -> int:
         med = float(np.median(reach))
         row["samples to random@8000 (median)"] = f"{med:.0f}" if math.isfinite(med) else f">{len(curves[0])}"
         row["reached"] = f"{sum(math.isfinite(x) for x in reach)}/{len(reach)}"
-        row["wall s / run"] = f"{wall:.0f}"
+        row["wall s / run (median)"] = f"{wall:.0f}"
         table.append(row)
 
     summarize("random", random_curves, args.random_seeds, 0.0)
@@ -184,7 +186,7 @@ def main() -> int:
                 print(f"  {strategy} seed {seed}: {r['wall_s']:.0f} s", file=sys.stderr, flush=True)
             curves.append(best_feasible_curve(np.array(r["acc"]), np.array(r["lat"]), target))
             walls.append(r["wall_s"])
-        summarize(strategy, curves, args.seeds, float(np.mean(walls)))
+        summarize(strategy, curves, args.seeds, float(np.median(walls)))  # median: robust to a paused run
     lines += [f"### Single objective: best feasible surrogate top-1 (%) under {target:g} ms on pixel1 (hard reward)", "",
               f"Mean over seeds (worst seed in brackets). Random: {args.random_seeds} seeds of uniform samples scored in "
               f"batches; its median 8,000-sample result is **{level_random:.2f} %**. `samples to random@8000`: the "
@@ -226,7 +228,7 @@ def main() -> int:
                 fr = [hypervolume(pd.DataFrame({"accuracy": r["acc"][:n], "latency_ms": r["lat"][:n]}), ref) / hv_ref
                       for r in runs]
                 row[f"hv@{n}"] = f"{np.mean(fr):.4f} ({np.min(fr):.4f})"
-            row["wall s / run"] = f"{np.mean([r['wall_s'] for r in runs]):.0f}"
+            row["wall s / run (median)"] = f"{np.median([r['wall_s'] for r in runs]):.0f}"
             mrows.append(row)
         lines += ["### Multi-objective (`--reward pareto`: accuracy vs pixel1 latency): hypervolume fraction", "",
                   f"Fraction of the reference front's hypervolume (the front of all {sum(len(p) for p in pool):,} networks "

@@ -133,12 +133,18 @@ def read_scores():
     return pd.concat([pd.read_csv(f, dtype={"key": str}) for f in files], ignore_index=True).drop_duplicates("key")
 
 
+PREFIX_CHUNK = 243  # 3^5 keys: one chunk shares its first three layers
+
+
 def phase_score(space, path: Path, bench: dict, max_archs: int, wave_size: int, minutes: float, data_dir=None,
-                shard: int = 0, shards: int = 1) -> None:
+                shard: int = 0, shards: int = 1, order: str = "waves") -> None:
     """Score keys wave by wave, appending rows to the CSV (a restart skips scored keys).
 
     With ``shards > 1`` this process takes waves ``shard, shard + shards, ...`` and
     writes its own CSV beside the main one (several processes share the work).
+    ``order="prefix"`` scores the same keys in key order instead (each shard a contiguous
+    range): networks sharing their first layers share that work, ~3x less per network when
+    all 6,561 are scored; only a finished run's waves are whole.
     """
     import csv
 
@@ -161,14 +167,23 @@ def phase_score(space, path: Path, bench: dict, max_archs: int, wave_size: int, 
         w = csv.writer(f)
         if new:
             w.writerow(["key", "wave", "supernet_top1", "supernet_loss", "benchmark_mean_acc", "benchmark_flops", "network"])
-        for wi, wave in enumerate(waves(list(bench), wave_size)[: max(1, -(-max_archs // wave_size))]):
-            if wi % shards != shard:
-                continue
+        all_waves = waves(list(bench), wave_size)[: max(1, -(-max_archs // wave_size))]
+        wave_of = {k: wi for wi, wave in enumerate(all_waves) for k in wave}
+        if order == "prefix":
+            # the same keys, each shard a contiguous range of them in key order, cut into chunks: keys sharing
+            # their first layers are scored together (prefix sharing); rows keep their random wave's number
+            keys = sorted(wave_of)
+            lo, hi = shard * len(keys) // shards, (shard + 1) * len(keys) // shards
+            jobs = [(f"prefix chunk {i // PREFIX_CHUNK}", keys[i:min(i + PREFIX_CHUNK, hi)])
+                    for i in range(lo, hi, PREFIX_CHUNK)]
+        else:
+            jobs = [(f"wave {wi}", wave) for wi, wave in enumerate(all_waves) if wi % shards == shard]
+        for label, wave in jobs:
             todo = [k for k in wave if k not in done]
             if not todo:
                 continue
             if time.time() > t_end:
-                print(f"time budget of {minutes} min spent: stopping before wave {wi}", flush=True)
+                print(f"time budget of {minutes} min spent: stopping before {label}", flush=True)
                 break
             # one score per distinct network (identities moved to a stage's end make keys coincide)
             by_net: dict = {}
@@ -177,19 +192,21 @@ def phase_score(space, path: Path, bench: dict, max_archs: int, wave_size: int, 
                 by_net.setdefault(arch.key, (arch, []))[1].append(k)
             archs = [a for a, _ in by_net.values()]
             groups = [ks for _, ks in by_net.values()]
-            t0 = time.time()
+            t0, c0 = time.time(), time.process_time()
 
-            def write(i, r, wi=wi):
+            def write(i, r):
                 for k in groups[i]:
                     net = space.decode(space.decode_string(k))
-                    w.writerow([k, wi, f"{r['top1']:.2f}", f"{r['loss']:.5f}", bench[k]["mean_acc"], bench[k]["flops"], str(net)])
+                    w.writerow([k, wave_of[k], f"{r['top1']:.2f}", f"{r['loss']:.5f}", bench[k]["mean_acc"],
+                                bench[k]["flops"], str(net)])
                 f.flush()
 
             scorer.score_many(archs, callback=write)
             dt = time.time() - t0
-            print(f"wave {wi}: {len(todo)} keys, {len(archs)} networks, {dt:.0f} s", flush=True)
+            print(f"{label}: {len(todo)} keys, {len(archs)} networks, {dt:.0f} s", flush=True)
             with open(WAVES_LOG, "a") as lf:
-                lf.write(json.dumps({"wave": wi, "keys": len(todo), "networks": len(archs), "seconds": round(dt, 1)}) + "\n")
+                lf.write(json.dumps({"wave": label, "keys": len(todo), "networks": len(archs), "seconds": round(dt, 1),
+                                     "cpu_seconds": round(time.process_time() - c0, 1)}) + "\n")
 
 
 def summarise(path: Path, wall: dict) -> dict:
@@ -231,6 +248,35 @@ def summarise(path: Path, wall: dict) -> dict:
     return out
 
 
+MODELS = REPO / "mnas" / "accuracy" / "models"
+
+
+def ship(space, path: Path, summary: dict) -> None:
+    """Copy a supernet scored on all 6,561 keys into the package: weights (``torch.load(...,
+    weights_only=True)``), its scores of every key (CSV) and its fidelity figures (JSON)."""
+    import torch
+
+    df = read_scores()
+    if len(df) < 6561 or summary.get("keys_scored", 0) < 6561:
+        raise SystemExit(f"score all 6,561 keys first ({len(df)} scored): --phase score --order prefix")
+    rec = torch.load(path, weights_only=True)
+    keep = ("format", "space_fingerprint", "model", "config", "num_classes", "losses", "train_seconds", "meta")
+    MODELS.mkdir(parents=True, exist_ok=True)
+    torch.save({k: rec[k] for k in keep if k in rec}, MODELS / "supernet_nasbench_macro.pt")
+    df.sort_values("key")[["key", "supernet_top1", "supernet_loss"]].to_csv(
+        MODELS / "supernet_nasbench_macro.scores.csv", index=False)
+    fid = {k: v for k, v in summary.items() if "tau" in k or "rho" in k}
+    fid.update({"keys": summary["keys_scored"], "benchmark": "NAS-Bench-Macro mean_acc (CIFAR-10, 3 seeds x 50 epochs)",
+                "train_config": summary.get("train_config"), "train_cpu_minutes": round((summary.get("train_seconds") or 0) / 60, 1),
+                "torch_threads": summary.get("torch_threads"), "scoring": summary.get("scoring"),
+                "dataset": summary.get("dataset"),
+                "made_by": "python experiments/fidelity_supernet.py --phase ship (experiments/results/"
+                           + SUMMARY.name + ")"})
+    (MODELS / "supernet_nasbench_macro.fidelity.json").write_text(json.dumps(fid, indent=2) + "\n")
+    print(f"shipped {MODELS / 'supernet_nasbench_macro.pt'} ({(MODELS / 'supernet_nasbench_macro.pt').stat().st_size / 1e6:.1f} MB)"
+          f", its scores of {len(df)} keys and fidelity figures")
+
+
 def baselines(d) -> dict:
     """Trivial rankings of the same keys: (Kendall tau, Spearman rho) of FLOPs, parameters, non-identity layers."""
     from scipy.stats import kendalltau, spearmanr
@@ -239,7 +285,34 @@ def baselines(d) -> dict:
     acc = d["benchmark_mean_acc"]
     sig = {"flops": d["key"].map(lambda k: bench[k]["flops"]), "params": d["key"].map(lambda k: bench[k]["params"]),
            "layers": d["key"].map(lambda k: sum(ch != "0" for ch in k))}
-    return {n: (float(kendalltau(v, acc).statistic), float(spearmanr(v, acc).statistic)) for n, v in sig.items()}
+    out = {n: (float(kendalltau(v, acc).statistic), float(spearmanr(v, acc).statistic)) for n, v in sig.items()}
+    out["predictor100"] = predictor_baseline(list(d["key"]), bench)
+    return out
+
+
+def predictor_baseline(keys: list[str], bench: dict, labels: int = 100, draws: int = 10) -> tuple[float, float]:
+    """A predictor fitted on ``labels`` benchmark accuracies: ridge regression on the one-hot layer choices
+    (8 layers x 3 options), fitted on ``labels`` keys drawn from the whole benchmark and ranked on ``keys``
+    (its own training keys included, a small favour); mean (tau, rho) over ``draws`` seeded draws."""
+    import numpy as np
+    from scipy.stats import kendalltau, spearmanr
+
+    def onehot(ks):
+        return np.array([[1.0 if c == str(o) else 0.0 for c in k for o in range(3)] for k in ks])
+
+    everything = sorted(bench)
+    x_eval, y_eval = onehot(keys), np.array([bench[k]["mean_acc"] for k in keys])
+    taus, rhos = [], []
+    for seed in range(draws):
+        pick = list(np.random.default_rng(seed).choice(len(everything), labels, replace=False))
+        ks = [everything[i] for i in pick]
+        x, y = onehot(ks), np.array([bench[k]["mean_acc"] for k in ks])
+        xm, ym = x.mean(0), y.mean()
+        w = np.linalg.solve((x - xm).T @ (x - xm) + 1.0 * np.eye(x.shape[1]), (x - xm).T @ (y - ym))
+        pred = (x_eval - xm) @ w
+        taus.append(float(kendalltau(pred, y_eval).statistic))
+        rhos.append(float(spearmanr(pred, y_eval).statistic))
+    return float(np.mean(taus)), float(np.mean(rhos))
 
 
 def plot(summary: dict) -> None:
@@ -312,8 +385,10 @@ def curve(stems: list[str], out: str) -> dict:
             ax.plot([r["train_minutes"] for r in rs], [r["tau_loss"] for r in rs], marker=mk, label=f"{samp}: by loss")
             ax.plot([r["train_minutes"] for r in rs], [r["tau_top1"] for r in rs], marker=mk, ls="--",
                     label=f"{samp}: by top-1")
-    for (n, (t, _)), c in zip(base.items(), ("tab:gray", "tab:brown", "tab:red")):
-        ax.axhline(t, color=c, ls=":", label=f"{n} alone")
+    names = {"flops": "FLOPs alone", "params": "parameters alone", "layers": "non-identity layers",
+             "predictor100": "predictor on 100 labels"}
+    for (n, (t, _)), c in zip(base.items(), ("tab:gray", "tab:brown", "tab:red", "tab:purple")):
+        ax.axhline(t, color=c, ls=":", label=names.get(n, n))
     ax.set_xlabel("training minutes (one torch thread, shared 2-core machine)")
     ax.set_ylabel("Kendall tau vs NAS-Bench-Macro mean top-1")
     ax.set_title(f"supernet ranking fidelity on the same {len(keys)} random keys", fontsize=9)
@@ -325,7 +400,9 @@ def curve(stems: list[str], out: str) -> dict:
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--phase", choices=("train", "score", "summary", "all", "curve"), default="all")
+    ap.add_argument("--phase", choices=("train", "score", "summary", "all", "curve", "ship"), default="all")
+    ap.add_argument("--order", choices=("waves", "prefix"), default="waves",
+                    help="score: random waves (any whole waves are a uniform sample) or key order (prefix sharing)")
     ap.add_argument("--runs", default="", help="curve: comma-separated result stems (fidelity_supernet_<stem>.csv)")
     ap.add_argument("--out", default="fidelity_supernet_curve", help="curve: output stem under experiments/results")
     ap.add_argument("--archs", type=int, default=6561, help="score at most this many keys (uniform sample, whole waves)")
@@ -369,10 +446,14 @@ def main(argv=None) -> int:
     if args.phase in ("score", "all"):
         t1 = time.time()
         shard, shards = (int(v) for v in args.shard.split("/"))
-        phase_score(space, path, load_benchmark(), args.archs, WAVE, args.minutes, args.data_dir, shard, shards)
+        phase_score(space, path, load_benchmark(), args.archs, WAVE, args.minutes, args.data_dir, shard, shards,
+                    args.order)
         if shards > 1 and shard != 0:
             return 0  # shard 0 writes the summary
         wall["score_call"] = round(time.time() - t1, 1)
+    if args.phase == "ship":
+        ship(space, path, json.loads(SUMMARY.read_text()))
+        return 0
     summary = summarise(path, wall)
     plot(summary)
     print(json.dumps({k: v for k, v in summary.items() if "tau" in k or "rho" in k or k == "keys_scored"}, indent=2))

@@ -77,7 +77,7 @@ def main(argv=None) -> int:
     table.to_csv(RESULTS / "netadapt_pixel1_path.csv", index=False)
     plot_path(args.out, RESULTS / "netadapt_pixel1.png")
     summary["wall_s_this_call"] = wall
-    summary["ops_priced_by_model"] = pred.modelled
+    summary["ops_priced_by_model"] = pred.modelled_ops
     (RESULTS / "netadapt_pixel1_summary.json").write_text(json.dumps(summary, indent=2, default=str) + "\n")
     cols = ["step", "kind", "layers", "channels_before", "channels_after", "latency_ms", "top1", "proposals", "cost_s"]
     print(table[cols].to_string(index=False, float_format=lambda x: f"{x:.2f}"))

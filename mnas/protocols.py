@@ -52,6 +52,7 @@ class EvalResult(TypedDict):
     top1: float
     loss: float
     cost_s: float
+    score: NotRequired[float]  # what a search maximises when it is not top1 (percent, monotone in the signal)
     evaluator: NotRequired[str]
     cached: NotRequired[bool]
 

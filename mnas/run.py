@@ -227,10 +227,13 @@ class RunDir:
         return config_cls.from_dict(load_yaml_file(self.config_path, f"{kind} config YAML") or {},
                                     where=str(self.config_path))
 
-    def save_config(self, config) -> Path:
+    def save_config(self, config, name: str = CONFIG_FILE) -> Path:
+        """``config`` as YAML (atomically), under the comment line of its ``yaml_header(path)`` if it has one."""
         import yaml
 
-        return write_text(self.config_path, yaml.safe_dump(config.to_dict(), sort_keys=False))
+        path = self.path / name
+        header = config.yaml_header(path) if hasattr(config, "yaml_header") else ""
+        return write_text(path, header + yaml.safe_dump(config.to_dict(), sort_keys=False))
 
     def write_json(self, name: str, obj: Any) -> Path:
         return write_json(self.path / name, obj)

@@ -261,6 +261,47 @@ def test_evaluator_contract(toy, digits_supernet, tmp_path):
     assert [r["top1"] for r in many] == [r["top1"] for r in res]
 
 
+def test_rank_by_loss_scores_by_the_loss_and_workers_give_the_same_numbers(toy, digits_supernet):
+    import math
+
+    from mnas.accuracy import get_evaluator
+
+    rng = random.Random(3)
+    samples = [toy.sample(rng) for _ in range(6)]
+    nets = [toy.decode(s) for s in samples]
+    kw = dict(space=toy, checkpoint=digits_supernet, dataset="digits", calib_batches=1, calib_batch_size=16,
+              val_images=50)
+    one = get_evaluator("supernet", **kw).evaluate_many(nets, samples)
+    two = get_evaluator("supernet", workers=2, **kw).evaluate_many(nets, samples)  # forked processes
+    assert [(r["top1"], r["loss"]) for r in two] == [(r["top1"], r["loss"]) for r in one]
+    for r in one:  # the default ranks by loss: score = 100·exp(-loss), hand-computed from the loss
+        assert r["rank_by"] == "loss" and r["score"] == pytest.approx(100 * math.exp(-r["loss"]))
+    by_top1 = get_evaluator("supernet", rank_by="top1", **kw).evaluate(nets[0], samples[0])
+    assert "score" not in by_top1 and by_top1["top1"] == one[0]["top1"]
+    with pytest.raises(MnasError, match="rank_by must be one of loss, top1"):
+        get_evaluator("supernet", rank_by="flops", **kw)
+    with pytest.raises(MnasError, match="workers must be >= 1"):
+        get_evaluator("supernet", workers=0, **kw)
+
+
+def test_a_search_maximises_an_evaluators_score_over_its_top1():
+    from mnas.search.runner import _row
+
+    class Comp:
+        space = None
+
+        @staticmethod
+        def reward(acc, lat):
+            return acc
+
+    from mnas import zoo
+
+    net = zoo.get("mobilenet_v3_small")
+    row = _row(Comp, net, {}, 10.0, {"top1": 50.0, "loss": 1.0, "cost_s": 0.0, "score": 36.8})
+    assert row["accuracy"] == 36.8 and row["reward"] == 36.8
+    assert _row(Comp, net, {}, 10.0, {"top1": 50.0, "loss": 1.0, "cost_s": 0.0})["accuracy"] == 50.0
+
+
 def test_evaluator_errors(toy, tmp_path):
     from mnas.accuracy import get_evaluator
 

@@ -66,3 +66,16 @@ def test_calibrate_builds_and_validates_a_table(tmp_path, capsys, monkeypatch):
     assert t.meta["correction"]["per_type"] == res["correction"]["per_type"]
     assert main(argv) == 0
     assert json.loads(capsys.readouterr().out)["measured_now"] == 0
+
+
+def test_ground_truth_retest_compares_even_rounds_with_odd_rounds():
+    import numpy as np
+
+    from mnas.latency.validate import retest
+
+    # 3 networks x 4 rounds: even rounds' minima 1, 2, 3; odd rounds' minima 1.1, 1.8, 3.3 (hand-computed)
+    r = np.array([[1.0, 1.1, 1.2, 1.5], [2.5, 1.8, 2.0, 1.9], [3.0, 3.3, 3.1, 3.4]])
+    rt = retest(r)
+    assert rt["mape"] == pytest.approx(100 * np.mean([0.1 / 1.1, 0.2 / 1.8, 0.3 / 3.3]))
+    assert rt["kendall_tau"] == pytest.approx(1.0) and rt["within_10"] == pytest.approx(2 / 3)
+    assert retest(r[:, :1]) is None

@@ -155,3 +155,34 @@ def test_netadapt_fine_tuning_is_the_train_evaluator_with_initial_weights(tmp_pa
                        init_weights=str(path), threads=1)
     again = ev.evaluate(net)
     assert (again["top1"], again["loss"]) == (r["top1"], r["loss"])
+
+
+def test_supernet_training_draws_its_batches_and_rates_from_the_shared_stack(monkeypatch, tmp_path):
+    """The supernet trainer is on this stack: its batches are mnas.training.augment's crops of
+    mnas.training.to_input's tensors, its learning rates mnas.training.lr_at's (hand-checked for step 0)."""
+    import numpy as np
+
+    from mnas.accuracy import supernet_train
+    from mnas.space import load_space
+
+    calls = {"augment": 0, "lr": []}
+    real_augment, real_lr_at = training.augment, training.lr_at
+
+    def spy_augment(x, gen, hflip, *a, **k):
+        calls["augment"] += 1
+        assert x.shape[-1] == 8 and hflip is True
+        return real_augment(x, gen, hflip, *a, **k)
+
+    def spy_lr_at(step, steps, lr, warmup=0, schedule="cosine"):
+        calls["lr"].append(real_lr_at(step, steps, lr, warmup, schedule))
+        return calls["lr"][-1]
+
+    monkeypatch.setattr(training, "augment", spy_augment)
+    monkeypatch.setattr(training, "lr_at", spy_lr_at)
+    rng = np.random.default_rng(0)
+    x, y = rng.integers(0, 256, (32, 8, 8, 3), dtype=np.uint8), rng.integers(0, 10, 32).astype(np.int64)
+    cfg = supernet_train.SupernetConfig(steps=3, batch=8, warmup_steps=2, lr=0.1, checkpoint_every=10)
+    supernet_train.train_supernet(load_space("nasbench_macro"), x, y, cfg, tmp_path / "s.pt", num_classes=10,
+                                  mean=(0.5,) * 3, std=(0.25,) * 3, progress=False)
+    assert calls["augment"] == 3
+    assert calls["lr"][:2] == [pytest.approx(0.05), pytest.approx(0.1)]  # warm-up: lr·1/2, lr·2/2

@@ -1,4 +1,10 @@
-"""Training a supernet once: uniform or sandwich sampling, SGD + cosine, exact resume.
+"""Training a supernet once: uniform, sandwich or fair sampling, SGD + cosine, exact resume.
+
+Built on the shared training stack (:mod:`mnas.training`: input tensors, random
+crop + flip, the weight-decay split, warm-up + cosine schedule), so a supernet's
+batches and optimiser are those of proxy training and NetAdapt fine-tuning; only
+what is the supernet's own stays here (sampling sub-networks per step, gradient
+clipping, the checkpoint format).
 
 :func:`train_supernet` trains the :class:`~mnas.accuracy.supernet_net.Supernet`
 of a space on a dataset and writes ``<cache>/supernets/<hash>.pt``, where the
@@ -30,6 +36,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from mnas import training
 from mnas.accuracy.supernet_net import Supernet, SubnetArch, subnet_arch
 from mnas.errors import MnasError
 
@@ -39,6 +46,9 @@ if TYPE_CHECKING:  # annotations only
 SAMPLINGS = ("uniform", "sandwich", "fair")
 # the on-disk layout of checkpoints and finished supernets; bumped when it changes
 FORMAT = 2
+# the training code's version, hashed into the cache key: 2 = on the shared stack of mnas.training
+# (its augmentation, parameter groups and schedule), so a file trained by older code is never reused as new
+TRAINER = 2
 
 
 @dataclass(frozen=True)
@@ -91,7 +101,7 @@ def space_fingerprint(space: SearchSpace) -> str:
 
 def run_hash(space: SearchSpace, dataset: str, config: SupernetConfig, num_classes: int) -> str:
     text = json.dumps({"space": space_fingerprint(space), "dataset": dataset, "classes": num_classes,
-                       "config": config.hashed()}, sort_keys=True)
+                       "config": config.hashed(), "trainer": TRAINER}, sort_keys=True)
     return hashlib.sha1(text.encode()).hexdigest()[:16]
 
 
@@ -103,28 +113,9 @@ def default_path(space: SearchSpace, dataset: str, config: SupernetConfig, num_c
 
 
 def to_tensor(x: np.ndarray, mean, std, channels: int = 3) -> torch.Tensor:
-    """uint8 ``N×H×W×C`` -> normalised float ``N×C×H×W``; one-channel images repeated to ``channels``."""
-    t = torch.from_numpy(np.ascontiguousarray(x)).permute(0, 3, 1, 2).float().div_(255.0)
-    m = torch.tensor(mean, dtype=torch.float32).view(1, -1, 1, 1)
-    s = torch.tensor(std, dtype=torch.float32).view(1, -1, 1, 1)
-    t = (t - m) / s
-    if t.shape[1] == 1 and channels != 1:
-        t = t.expand(-1, channels, -1, -1).contiguous()
-    return t
-
-
-def augment(x: torch.Tensor, gen: torch.Generator, hflip: bool, pad: int = 4) -> torch.Tensor:
-    """Random crop with ``pad`` zero padding and (optionally) horizontal flip, seeded by ``gen``."""
-    n, _, h, w = x.shape
-    xp = F.pad(x, (pad, pad, pad, pad))
-    dy = torch.randint(0, 2 * pad + 1, (n,), generator=gen)
-    dx = torch.randint(0, 2 * pad + 1, (n,), generator=gen)
-    flip = torch.rand(n, generator=gen) < 0.5
-    out = torch.empty_like(x)
-    for i in range(n):
-        img = xp[i, :, dy[i] : dy[i] + h, dx[i] : dx[i] + w]
-        out[i] = img.flip(-1) if hflip and flip[i] else img
-    return out
+    """uint8 ``N×H×W×C`` -> normalised float ``N×C×H×W`` at its own size (:func:`mnas.training.to_input`)."""
+    m, s = training.stats(mean, std)
+    return training.to_input(torch.from_numpy(np.ascontiguousarray(x)), m, s, x.shape[1], channels)
 
 
 def sample_archs(space: SearchSpace, rng: random.Random, sampling: str, extremes: tuple[SubnetArch, SubnetArch]) -> list[SubnetArch]:
@@ -174,20 +165,12 @@ class TrainState:
 
 
 def _lr_at(step: int, cfg: SupernetConfig) -> float:
-    if step < cfg.warmup_steps:
-        return cfg.lr * (step + 1) / cfg.warmup_steps
-    t = (step - cfg.warmup_steps) / max(1, cfg.steps - cfg.warmup_steps)
-    return 0.5 * cfg.lr * (1.0 + math.cos(math.pi * min(1.0, t)))
+    return training.lr_at(step, cfg.steps, cfg.lr, cfg.warmup_steps)
 
 
 def make_optimizer(supernet: Supernet, cfg: SupernetConfig) -> torch.optim.Optimizer:
-    decay, no_decay = [], []
-    for name, p in supernet.named_parameters():
-        (no_decay if p.dim() <= 1 else decay).append(p)
-    return torch.optim.SGD(
-        [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
-        lr=cfg.lr, momentum=cfg.momentum, nesterov=True,
-    )
+    """The shared stack's SGD (Nesterov) over its one weight-decay split (:mod:`mnas.training`)."""
+    return training.make_optimizer(supernet, "sgd", cfg.lr, cfg.weight_decay, cfg.momentum)
 
 
 def train_supernet(
@@ -245,6 +228,8 @@ def train_supernet(
     n = len(labels)
     train_y = torch.from_numpy(np.asarray(labels, dtype=np.int64))
     low_until = int(config.low_res_fraction * config.steps) if config.low_res else 0
+    m_t, s_t = training.stats(mean, std)
+    size, to_input = images.shape[1], training.to_input
     bar = None
     if progress:
         from tqdm import tqdm
@@ -254,12 +239,11 @@ def train_supernet(
     t0 = time.perf_counter()
     while state.step < config.steps:
         idx = torch.randint(0, n, (config.batch,), generator=gen)
-        xb = augment(to_tensor(images[idx.numpy()], mean, std), gen, hflip)
+        xb = training.augment(to_input(torch.from_numpy(images[idx.numpy()]), m_t, s_t, size, 3), gen, hflip)
         yb = train_y[idx]
         if state.step < low_until:
             xb = F.interpolate(xb, size=config.low_res, mode="bilinear", antialias=True, align_corners=False)
-        for g in opt.param_groups:
-            g["lr"] = _lr_at(state.step, config)
+        training.set_lr(opt, _lr_at(state.step, config))
         opt.zero_grad(set_to_none=True)
         total = 0.0
         for arch in sample_archs(space, rng, config.sampling, ext):

@@ -288,7 +288,7 @@ def cmd_calibrate(args) -> int:
     import pandas as pd
 
     from mnas.latency import profiler
-    from mnas.latency.validate import error_stats, scatter_plot
+    from mnas.latency.validate import error_stats, retest, scatter_plot
     from mnas.space import load_space
 
     for name, v, lo in (("--samples", args.samples, 2), ("--calibration", args.calibration, 2), ("--rounds", args.rounds, 1)):
@@ -368,7 +368,8 @@ def cmd_calibrate(args) -> int:
         ta, tb = np.polyfit(v["op_sum_ms"], m, 1)
         return {"table": error_stats(v["predicted_ms"], m), "table_uncorrected": error_stats(v["op_sum_ms"], m),
                 "table_refit": error_stats(ta * v["op_sum_ms"] + tb, m), "madds_proxy": error_stats(c * v["madds"] + d, m),
-                "round_spread_pct": float(np.median((v[rcols].max(axis=1) / v[rcols].min(axis=1) - 1) * 100))}
+                "round_spread_pct": float(np.median((v[rcols].max(axis=1) / v[rcols].min(axis=1) - 1) * 100)),
+                "ground_truth_retest": retest(v[rcols].to_numpy())}
 
     pooled = judge(val)
     c, d = np.polyfit(val["madds"], val["measured_ms"], 1)
@@ -410,6 +411,10 @@ def cmd_calibrate(args) -> int:
         print(f"  {label:<34} {st['mape']:>6.2f}% {st['within_10'] * 100:>5.0f}% {st['kendall_tau']:>9.3f}")
     print(f"measurement repeatability: a network's rounds differ by {pooled['round_spread_pct']:.1f} % (median max/min"
           f" - 1); load average {result['uptime_load']}")
+    if pooled["ground_truth_retest"]:
+        rt = pooled["ground_truth_retest"]
+        print(f"ground truth against itself (min of even vs odd rounds): MAPE {rt['mape']:.2f} %, ±10 % "
+              f"{rt['within_10'] * 100:.0f} %, τ {rt['kendall_tau']:.3f} (the most any predictor can show here)")
     print(f"per-network measurements: {csv_path}; plot: {work / 'scatter.png'}")
     return 0
 

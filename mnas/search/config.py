@@ -84,16 +84,17 @@ class SearchConfig(DictConfig):
             if not isinstance(getattr(self, name), dict):
                 raise MnasError(f"{name} must be a mapping of option -> value")
 
+    def yaml_header(self, path: str | Path) -> str:
+        """The comment line above the settings in a saved ``config.yaml``."""
+        return "# mnas search settings; re-run with: mnas search --config " + str(path) + "\n"
+
     def save(self, path: str | Path) -> Path:
-        import yaml
+        """Write the settings to ``path`` (a run folder's ``config.yaml`` goes through :class:`mnas.run.RunDir`)."""
+        from mnas.run import RunDir
 
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        header = "# mnas search settings; re-run with: mnas search --config " + str(path) + "\n"
-        from mnas.io import atomic_write_text
-
-        atomic_write_text(path, header + yaml.safe_dump(self.to_dict(), sort_keys=False))
-        return path
+        return RunDir(path.parent).save_config(self, name=path.name)
 
     @classmethod
     def load(cls, path: str | Path) -> "SearchConfig":

@@ -31,13 +31,13 @@ from mnas.search.config import SearchConfig
 from mnas.search.runner import (
     METRICS,
     Components,
-    _run_rounds,
     build_components,
     make_sampler,
     measure_many,
     open_storage,
     resolve_storage,
     round_size,
+    run_rounds,
     storage_url,
 )
 from mnas.search.strategies.base import distributions, sample_from_params
@@ -106,7 +106,7 @@ def run_ray(config: SearchConfig, comp: Components, run_dir: Path, *, space=None
             return [row for part in ray.get(refs) for row in part]
 
         k = config.batch or max(round_size(config), MIN_RAY_ROUND)
-        return _run_rounds(config, comp, kind, where, resume, progress, log, measure=ray_measure, k=k)
+        return run_rounds(config, comp, kind, where, resume, progress, log, measure=ray_measure, k=k)
     return _run_tasks(config, comp, run_dir, progress, log, task, comp_ref, settings, n_workers)
 
 

@@ -32,6 +32,7 @@ from mnas.errors import MnasError
 from mnas.io import (GracefulStop, atomic_output, check_journal, check_trials_db, claim_run_dir, interruptible,
                      optimize_interruptibly)
 from mnas.protocols import AccuracyEvaluator, LatencyModel, Space
+from mnas.run import RunDir
 from mnas.search.config import SearchConfig
 from mnas.search.reward import Reward, get_reward
 from mnas.search.storage import JOURNAL_FILE, MEMORY, NoFlush, is_journal, journal_path, open_journal
@@ -133,7 +134,7 @@ def measure_many(comp: Components, samples: list[dict]) -> list[dict[str, Any]]:
 def _row(comp: Components, net, sample: dict, latency: float, result) -> dict[str, Any]:
     from mnas.counting import count
 
-    acc = float(result["top1"])
+    acc = float(result.get("score", result["top1"]))  # an evaluator's ranking signal where it has one (supernet: by loss)
     c = count(net)
     row = {
         "accuracy": acc,
@@ -365,7 +366,7 @@ def run_search(config: SearchConfig, *, resume: bool = False, progress: bool = T
                             before_evaluator=check)
     run_dir.mkdir(parents=True, exist_ok=True)
     config.out = str(run_dir)
-    config.save(run_dir / CONFIG_FILE)
+    RunDir(run_dir).save_config(config)  # the one run-folder abstraction (mnas/run.py), as NetAdapt and replays
 
     if config.backend in BACKENDS:
         study = get_backend(config.backend)(config, comp, run_dir, space=space, predictor=predictor, evaluator=evaluator,
@@ -378,7 +379,7 @@ def run_search(config: SearchConfig, *, resume: bool = False, progress: bool = T
                                 f"or --storage journal:FILE): the RDB storage {where} stores trial by trial")
             study = _run_local(config, comp, run_dir, resume, progress, log)
         else:
-            study = _run_rounds(config, comp, kind, where, resume, progress, log)
+            study = run_rounds(config, comp, kind, where, resume, progress, log)
     return finish(config, comp, study, run_dir, fastest[0], t0, plot=plot)
 
 
@@ -486,7 +487,7 @@ def open_study(config: SearchConfig, comp: Components, kind: str, where, resume:
     return study, backend
 
 
-def _run_rounds(config, comp, kind, where, resume, progress, log, *, measure=None, k: int | None = None):
+def run_rounds(config, comp, kind, where, resume, progress, log, *, measure=None, k: int | None = None):
     """The fast path: rounds of trials on an in-memory study, each round stored in one journal write.
 
     The strategy samples from an in-memory Optuna study (the fastest Optuna storage:
