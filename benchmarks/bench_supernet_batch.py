@@ -1,14 +1,17 @@
 """Networks per second of the shipped NAS-Bench-Macro supernet: `mnas eval --batch` vs one at a time.
 
     python benchmarks/bench_supernet_batch.py [--n 600] [--singles 20] [--workers 1,2] [--order random|key]
+                                              [--old-scoring]
 
 Scores ``--n`` NAS-Bench-Macro keys (a seeded random sample, or ``--order key``: the first n in key
-order, the most prefix sharing) with the ``supernet`` evaluator on its shipped weights (BN
-recalibration on 2×64 training images + loss/top-1 on 1,000 held-out images at 16×16):
+order, the most prefix sharing) with the ``supernet`` evaluator on its shipped weights (default
+scoring: batch norm recalibrated on the 1,000 held-out images themselves, loss/top-1 on them, 16×16):
 
 * baseline: ``evaluate`` one network at a time (``--singles`` of them, the rate extrapolated);
 * ``mnas eval --space nasbench_macro --evaluator supernet --batch FILE -o workers=W`` end to end
-  (process start, data decoding from the cache, loading the weights included), per ``--workers``.
+  (process start, data decoding from the cache, loading the weights included), per ``--workers``;
+* ``--old-scoring``: the same batch runs with the previous scoring (recalibration on 2×64 training
+  images, ``-o calib_batches=2``) side by side.
 
 Prints networks/s and the ratio to the baseline, with the machine's load. No asserts: speed is
 reported, not tested (the machine is shared).
@@ -36,6 +39,7 @@ def main(argv=None) -> int:
     ap.add_argument("--singles", type=int, default=20)
     ap.add_argument("--workers", default="1,2")
     ap.add_argument("--order", choices=("random", "key"), default="random")
+    ap.add_argument("--old-scoring", action="store_true", help="also time the previous 2x64-image recalibration")
     args = ap.parse_args(argv)
 
     import torch
@@ -60,10 +64,13 @@ def main(argv=None) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         batch = Path(tmp) / "keys.txt"
         batch.write_text("\n".join(keys) + "\n")
-        for w in [int(v) for v in args.workers.split(",") if v]:
+        runs = [(w, "") for w in [int(v) for v in args.workers.split(",") if v]]
+        if args.old_scoring:
+            runs += [(w, "calib_batches=2") for w, _ in list(runs)]
+        for w, extra in runs:
             cmd = [sys.executable, "-m", "mnas", "eval", "--space", "nasbench_macro", "--evaluator", "supernet",
-                   "--batch", str(batch), "-o", f"workers={w}", "-o", "threads=1"]
-            env = {**os.environ, "MNAS_CACHE": str(Path(tmp) / f"cache{w}")}  # nothing served from a cache
+                   "--batch", str(batch), "-o", f"workers={w}", "-o", "threads=1"] + (["-o", extra] if extra else [])
+            env = {**os.environ, "MNAS_CACHE": str(Path(tmp) / f"cache{w}{extra}")}  # nothing served from a cache
             t0 = time.perf_counter()
             out = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=REPO)
             dt = time.perf_counter() - t0
@@ -73,7 +80,8 @@ def main(argv=None) -> int:
             lines = [ln for ln in out.stdout.splitlines() if ln.startswith("{")]
             assert len(lines) == len(keys), (len(lines), len(keys))
             rate = len(keys) / dt
-            rows.append((f"mnas eval --batch, workers={w} (end to end, {dt:.0f} s)", rate, rate / one))
+            label = f"mnas eval --batch, workers={w}" + (f", {extra} (previous scoring)" if extra else "")
+            rows.append((f"{label} (end to end, {dt:.0f} s)", rate, rate / one))
     print(f"\n| path | networks/s | × one at a time |\n|---|---:|---:|")
     for name, rate, ratio in rows:
         print(f"| {name} | {rate:.1f} | {ratio:.1f}× |")

@@ -67,8 +67,32 @@ def set_outputs(steps: int, tag: str = "") -> None:
     WAVES_LOG = Path(f"{stem}_waves.jsonl")
 
 
+RESTART: dict = {}  # --restart STEPS:LR: a second cosine cycle from the finished supernet's weights
+
+
+def restart_config():
+    """The warm restart's config: the parent's, with its own steps and peak rate, no warm-up, init = the parent."""
+    from mnas.accuracy.supernet_train import SupernetConfig, default_path
+
+    from mnas.space import load_space
+
+    parent = default_path(load_space("nasbench_macro"), DATASET, config(), 10)
+    return SupernetConfig(**{**CONFIG, "steps": RESTART["steps"], "lr": RESTART["lr"], "warmup_steps": 0,
+                             "init": str(parent)})
+
+
 def phase_train(space, data_dir=None, snapshots: tuple[int, ...] = ()) -> Path:
-    """Train (resumably); at each step in ``snapshots`` also write a scoreable copy ``<file>.step<N>.pt``."""
+    """Train (resumably); at each step in ``snapshots`` also write a scoreable copy ``<file>.step<N>.pt``.
+    With ``--restart``, then the warm restart from the finished supernet (resumable too)."""
+    path = _train_main(space, data_dir, snapshots)
+    if RESTART:
+        from mnas.accuracy.supernet import ensure_trained
+
+        path = ensure_trained(space, DATASET, data_dir, restart_config())
+    return path
+
+
+def _train_main(space, data_dir=None, snapshots: tuple[int, ...] = ()) -> Path:
     from mnas.accuracy.supernet import ensure_trained
     from mnas.accuracy.supernet_train import FORMAT, default_path, space_fingerprint
 
@@ -235,7 +259,8 @@ def summarise(path: Path, wall: dict) -> dict:
         "supernet_top1_mean": float(d["supernet_top1"].mean()),
         "supernet_top1_range": [float(d["supernet_top1"].min()), float(d["supernet_top1"].max())],
         "train_config": record.get("config"),
-        "train_seconds": record.get("train_seconds"),
+        "train_seconds": (record.get("train_seconds") or 0) + _parent_seconds(record),
+        "train_seconds_parent": _parent_seconds(record),
         "scoring": SCORING,
         "dataset": DATASET,
         "supernet_file": str(path),
@@ -249,6 +274,26 @@ def summarise(path: Path, wall: dict) -> dict:
 
 
 MODELS = REPO / "mnas" / "accuracy" / "models"
+
+
+def _parent_steps(cfg: dict) -> int:
+    """Training steps of the supernet a warm restart started from (0 without one)."""
+    import torch
+
+    init = cfg.get("init")
+    if not init or not Path(init).is_file():
+        return 0
+    return int((torch.load(init, weights_only=True, map_location="cpu").get("config") or {}).get("steps", 0))
+
+
+def _parent_seconds(record: dict) -> float:
+    """Training seconds of the supernet a warm restart started from (0 without one)."""
+    import torch
+
+    init = (record.get("config") or {}).get("init")
+    if not init or not Path(init).is_file():
+        return 0.0
+    return float(torch.load(init, weights_only=True, map_location="cpu").get("train_seconds") or 0.0)
 
 
 def ship(space, path: Path, summary: dict) -> None:
@@ -361,8 +406,12 @@ def curve(stems: list[str], out: str) -> dict:
         d = df.loc[keys]
         summ = json.loads((RESULTS / f"fidelity_supernet_{stem}.json").read_text())
         cfg = summ.get("train_config") or {}
-        rows.append({"run": stem, "sampling": cfg.get("sampling"), "steps": cfg.get("snapshot_step", cfg.get("steps")),
-                     "subnet_passes": cfg.get("snapshot_step", cfg.get("steps", 0)) * (3 if cfg.get("sampling") != "uniform" else 1),
+        steps = cfg.get("snapshot_step", cfg.get("steps", 0)) + _parent_steps(cfg)
+        recal = (summ.get("scoring") or {}).get("calib_batches", 2)
+        rows.append({"run": stem, "sampling": cfg.get("sampling"), "steps": steps,
+                     "warm_restart": bool(cfg.get("init")),
+                     "bn_recalibration": "validation images" if recal == 0 else f"{recal}x64 training images",
+                     "subnet_passes": steps * (3 if cfg.get("sampling") != "uniform" else 1),
                      "train_minutes": round((summ.get("train_seconds") or 0) / 60, 1),
                      "tau_top1": float(kendalltau(d["supernet_top1"], d["benchmark_mean_acc"]).statistic),
                      "rho_top1": float(spearmanr(d["supernet_top1"], d["benchmark_mean_acc"]).statistic),
@@ -380,11 +429,15 @@ def curve(stems: list[str], out: str) -> dict:
 
     fig, ax = plt.subplots(figsize=(6, 4.2))
     for samp, mk in (("fair", "o"), ("uniform", "s"), ("sandwich", "^")):
-        rs = sorted((r for r in rows if r["sampling"] == samp), key=lambda r: r["train_minutes"])
-        if rs:
-            ax.plot([r["train_minutes"] for r in rs], [r["tau_loss"] for r in rs], marker=mk, label=f"{samp}: by loss")
+        for recal in sorted({r["bn_recalibration"] for r in rows}):
+            rs = sorted((r for r in rows if r["sampling"] == samp and r["bn_recalibration"] == recal),
+                        key=lambda r: r["train_minutes"])
+            if not rs:
+                continue
+            what = samp if recal.endswith("training images") and recal.startswith("2x") else f"{samp}, BN on {recal}"
+            ax.plot([r["train_minutes"] for r in rs], [r["tau_loss"] for r in rs], marker=mk, label=f"{what}: by loss")
             ax.plot([r["train_minutes"] for r in rs], [r["tau_top1"] for r in rs], marker=mk, ls="--",
-                    label=f"{samp}: by top-1")
+                    label=f"{what}: by top-1")
     names = {"flops": "FLOPs alone", "params": "parameters alone", "layers": "non-identity layers",
              "predictor100": "predictor on 100 labels"}
     for (n, (t, _)), c in zip(base.items(), ("tab:gray", "tab:brown", "tab:red", "tab:purple")):
@@ -413,6 +466,15 @@ def main(argv=None) -> int:
     ap.add_argument("--steps", type=int, default=CONFIG["steps"], help=f"supernet training steps (default {CONFIG['steps']})")
     ap.add_argument("--sampling", default=CONFIG["sampling"], help="uniform | sandwich | fair (default uniform)")
     ap.add_argument("--snapshots", default="", help="comma-separated steps at which to keep a scoreable copy")
+    ap.add_argument("--calib-batches", type=int, default=SCORING["calib_batches"],
+                    help=f"scoring: BN recalibration on this many batches of {SCORING['calib_batches']} training "
+                         f"images; 0: on the validation images themselves (default {SCORING['calib_batches']})")
+    ap.add_argument("--val-images", type=int, default=SCORING["val_images"],
+                    help=f"scoring: held-out images per network (default {SCORING['val_images']}; the split has 2,000)")
+    ap.add_argument("--scoring-seed", type=int, default=SCORING["seed"], help="scoring: which images (default 0)")
+    ap.add_argument("--restart", default="", metavar="STEPS:LR",
+                    help="then a second cosine cycle of STEPS steps from peak rate LR, starting from the finished "
+                         "supernet's weights (fresh optimizer, no warm-up), e.g. 1350:0.02")
     ap.add_argument("--score-step", type=int, default=None,
                     help="score the snapshot of this step instead of the finished supernet")
     args = ap.parse_args(argv)
@@ -425,7 +487,17 @@ def main(argv=None) -> int:
     tag = "" if args.sampling == "uniform" else f"{args.sampling}_"
     if args.score_step is not None and args.score_step < args.steps:
         tag += f"of{args.steps}_"
-    set_outputs(args.score_step or args.steps, tag)
+    if args.restart:
+        st, lr = args.restart.split(":")
+        RESTART.update(steps=int(st), lr=float(lr))
+        tag += f"{args.steps}steps_restart_lr{lr.replace('.', 'p')}_"
+    scoring = dict(calib_batches=args.calib_batches, calib_batch_size=SCORING["calib_batch_size"],
+                   val_images=args.val_images, seed=args.scoring_seed)
+    if scoring != SCORING:  # another scoring of the same weights: its own files
+        SCORING.update(scoring)
+        calib = "calval" if args.calib_batches == 0 else f"cal{args.calib_batches}x{SCORING['calib_batch_size']}"
+        tag = f"{calib}_val{args.val_images}_s{args.scoring_seed}_" + tag
+    set_outputs(RESTART["steps"] if RESTART else (args.score_step or args.steps), tag)
     if args.phase == "curve":
         print(json.dumps(curve(args.runs.split(","), args.out), indent=2))
         return 0

@@ -3,6 +3,7 @@ exact checkpoint resume, and the evaluator contract (tiny spaces, random or bund
 
 from __future__ import annotations
 
+import dataclasses
 import random
 
 import numpy as np
@@ -167,7 +168,10 @@ def test_batched_scoring_equals_one_by_one(toy, toy_supernet):
     rng = random.Random(5)
     archs = [subnet_arch(toy, toy.sample(rng)) for _ in range(4)]
     archs.append(subnet_arch(toy, {**toy.sample(rng), **{k: v for k, v in toy.sample(rng).items() if k.startswith("s2")}}))
-    many = scorer.score_many(archs, progress=False)
+    archs.append(archs[1])  # one network twice: scored once, both copies answered
+    seen = []
+    many = scorer.score_many(archs, progress=False, callback=lambda i, r: seen.append(i))
+    assert sorted(seen) == list(range(len(archs))) and many[-1] == many[1]
     for arch, r in zip(archs, many):
         one = scorer.score(arch)
         assert one["loss"] == pytest.approx(r["loss"], rel=1e-5)
@@ -176,6 +180,26 @@ def test_batched_scoring_equals_one_by_one(toy, toy_supernet):
         with torch.no_grad():
             loss = float(torch.nn.functional.cross_entropy(toy_supernet.run(vx, arch, bn), vy))
         assert loss == pytest.approx(r["loss"], rel=1e-4)
+
+
+def test_recalibrating_on_the_validation_images_is_the_built_model_in_training_mode(toy, toy_supernet):
+    """calib=None (``calib_batches=0``): every batch norm uses the validation images' own statistics,
+    which is what mnas.model.build of the sub-network computes in training mode on that one batch."""
+    from mnas.accuracy.supernet import SubnetScorer
+
+    g = torch.Generator().manual_seed(1)
+    vx, vy = torch.randn(24, 3, 16, 16, generator=g), torch.randint(0, 10, (24,), generator=g)
+    scorer = SubnetScorer(toy_supernet, None, vx, vy, chunk=7)
+    rng = random.Random(6)
+    archs = [subnet_arch(toy, toy.sample(rng)) for _ in range(4)]
+    many = scorer.score_many(archs, progress=False)
+    for arch, r in zip(archs, many):
+        model = extract(toy_supernet, arch, None, resolution=16).train()
+        with torch.no_grad():
+            logits = model(vx)
+        assert float(torch.nn.functional.cross_entropy(logits, vy)) == pytest.approx(r["loss"], rel=1e-4)
+        assert float((logits.argmax(1) == vy).float().mean()) * 100 == pytest.approx(r["top1"])
+        assert scorer.score(arch)["loss"] == pytest.approx(r["loss"], rel=1e-5)
 
 
 def _tiny_data(n=64, res=8, seed=0):
@@ -203,6 +227,50 @@ def test_checkpoint_resume_is_exact(toy, tmp_path):
     assert not ckpt.exists()
     # a second call finds the finished file and trains nothing
     assert train_supernet(toy, x, y, cfg, part, **kw) == part
+
+
+def test_a_warm_restart_starts_from_the_parents_weights_and_resumes_exactly(toy, tmp_path):
+    """``init``: step 1 of the restart sees the parent's weights (its loss equals the parent's loss on
+    that batch and sub-network, recomputed by hand); the cache key names the parent's bytes, not its path;
+    a killed restart resumes to the same weights."""
+    import shutil
+
+    import torch.nn.functional as F
+
+    from mnas import training
+    from mnas.accuracy.supernet_train import SupernetConfig, load_supernet, run_hash, sample_archs, train_supernet
+
+    x, y = _tiny_data()
+    kw = dict(num_classes=10, mean=(0.5, 0.5, 0.5), std=(0.25, 0.25, 0.25), progress=False)
+    parent = train_supernet(toy, x, y, SupernetConfig(steps=4, batch=8, warmup_steps=1), tmp_path / "p.pt", **kw)
+    cfg = SupernetConfig(steps=4, batch=8, warmup_steps=0, lr=0.01, checkpoint_every=1, init=str(parent))
+    full = train_supernet(toy, x, y, cfg, tmp_path / "r.pt", **kw)
+    # the first step's loss, by hand from the parent's weights (same batch draw, same sampled sub-network)
+    sn, _ = load_supernet(toy, parent)
+    sn.train()
+    gen = torch.Generator().manual_seed(0)
+    idx = torch.randint(0, len(y), (8,), generator=gen)
+    m, s = training.stats(kw["mean"], kw["std"])
+    xb = training.augment(training.to_input(torch.from_numpy(x[idx.numpy()]), m, s, x.shape[1], 3), gen, True)
+    arch = sample_archs(toy, random.Random(0), "uniform", None)[0]
+    with torch.no_grad():
+        want = float(F.cross_entropy(sn.run(xb, arch), torch.from_numpy(y)[idx], label_smoothing=0.1))
+    assert torch.load(full, weights_only=True)["losses"][0] == pytest.approx(want, rel=1e-5)
+    cold = train_supernet(toy, x, y, SupernetConfig(steps=4, batch=8, warmup_steps=0, lr=0.01), tmp_path / "c.pt", **kw)
+    assert torch.load(cold, weights_only=True)["losses"][0] != pytest.approx(want, rel=1e-3)
+    # named by the parent's bytes
+    moved = tmp_path / "elsewhere.pt"
+    shutil.copy(parent, moved)
+    assert run_hash(toy, "digits", cfg, 10) == run_hash(toy, "digits", dataclasses.replace(cfg, init=str(moved)), 10)
+    assert run_hash(toy, "digits", cfg, 10) != run_hash(toy, "digits", dataclasses.replace(cfg, init=""), 10)
+    # killed after step 2 and resumed: the same weights
+    part = tmp_path / "r2.pt"
+    train_supernet(toy, x, y, cfg, part, stop_after=2, **kw)
+    train_supernet(toy, x, y, cfg, part, **kw)
+    a, b = torch.load(full, weights_only=True), torch.load(part, weights_only=True)
+    assert a["losses"] == b["losses"] and all(torch.equal(a["model"][k], b["model"][k]) for k in a["model"])
+    with pytest.raises(MnasError, match="to start from .* does not exist"):
+        run_hash(toy, "digits", dataclasses.replace(cfg, init=str(tmp_path / "nope.pt")), 10)
 
 
 def test_cache_key_changes_with_config_and_space(toy):
@@ -341,3 +409,110 @@ def test_cli_bad_input_is_one_line_exit_2(cli, capsys):
     assert len(err) == 1 and "no_such_space" in err[0]
     assert cli(["supernet", "train", "--space", "nasbench_macro", "--dataset", "digits", "--epochs", "-1"]) == 2
     assert "argument --epochs: must be a positive number" in capsys.readouterr().err
+
+
+# ---- networks no sample names (NetAdapt's shrunk networks, big spaces): placed by their blocks
+
+
+@pytest.mark.parametrize("name", ["nasbench_macro", "v3_small", "v3_large"])
+def test_network_arch_finds_the_positions_a_sample_gives(name):
+    """A decoded network's blocks cut into the space's stages give the sample's own positions; where
+    they do not, the other cut decodes to the very same network (v3_small: s3 at width 1.25 and s4
+    have one width, so one network has two readings) and is just as valid."""
+    from mnas.accuracy.supernet_net import arch_network, network_arch
+
+    sp = load_space(name)
+    sn = Supernet.from_space(sp, num_classes=10, limit=200)
+    rng = random.Random(1)
+    same = 0
+    for _ in range(150):
+        s = sp.sample(rng)
+        net = sp.decode(s)
+        want, got = subnet_arch(sp, s), network_arch(sp, net, sn)
+        assert arch_network(got, net.resolution, net.in_channels) == net
+        same += want.key == got.key
+    if name != "v3_small":
+        assert same == 150
+    else:
+        assert same >= 100
+
+
+def test_a_shrunk_network_is_scored_by_the_supernet_as_its_built_model_computes(toy, toy_supernet):
+    """NetAdapt's smallest network of a sample (every width cut, no sample names it) runs on the
+    supernet's sliced weights exactly as mnas.model.build of that network with the weights copied in."""
+    from mnas.accuracy.supernet_net import network_arch
+    from mnas.netadapt.proposals import minimal_network
+
+    sample = toy.sample(random.Random(4))
+    sample.update({"s1.l1.expand": 6, "s1.l1.se": True, "s2.width": 1.0, "s2.depth": 0})
+    net = minimal_network(toy.decode(sample))
+    assert net.blocks[0].out < toy.decode(sample).blocks[0].out and net.head.conv < 32
+    arch = network_arch(toy, net, toy_supernet)
+    g = torch.Generator().manual_seed(0)
+    calib = [torch.randn(8, 3, 16, 16, generator=g) for _ in range(2)]
+    x = torch.randn(4, 3, 16, 16, generator=g)
+    bn = calibrate(toy_supernet, arch, calib)
+    model = extract(toy_supernet, arch, bn, resolution=16)
+    assert str(model.arch) == str(net.replace(head=model.arch.head))
+    with torch.no_grad():
+        model.eval()
+        assert torch.allclose(toy_supernet.run(x, arch, bn), model(x), atol=1e-4, rtol=1e-4)
+
+
+def test_a_network_off_the_space_template_is_one_clear_error(toy, toy_supernet):
+    from mnas.accuracy.supernet_net import network_arch
+    from mnas.zoo import get
+
+    with pytest.raises(MnasError, match="do not fit the stages of space toy"):
+        network_arch(toy, get("mobilenet_v3_small"), toy_supernet)
+    net = toy.decode(toy.sample(random.Random(0)))
+    off = net.replace(blocks=(dataclasses.replace(net.blocks[0], stride=1), *net.blocks[1:]))  # s1 has stride 2
+    with pytest.raises(MnasError, match="strides, widths or depths differ"):
+        network_arch(toy, off, toy_supernet)
+
+
+def test_the_evaluator_scores_a_network_without_its_sample(toy, digits_supernet):
+    """``evaluate(net)`` of a NetAdapt-shrunk network (no sample names it) works and gives what
+    scoring its blocks' arch gives; a decoded network without its sample gives the sample's score."""
+    from mnas.accuracy import get_evaluator
+    from mnas.accuracy.supernet_net import network_arch
+    from mnas.netadapt.proposals import minimal_network
+
+    ev = get_evaluator("supernet", space=toy, checkpoint=digits_supernet, dataset="digits",
+                       calib_batches=1, calib_batch_size=16, val_images=50)
+    s = toy.sample(random.Random(5))
+    net = toy.decode(s)
+    assert ev.evaluate(net)["top1"] == ev.evaluate(net, s)["top1"]
+    small = minimal_network(net)
+    r = ev.evaluate(small)
+    assert r["top1"] == ev.scorer.score(network_arch(toy, small, ev.supernet))["top1"]
+    assert [x["top1"] for x in ev.evaluate_many([small, net])] == [r["top1"], ev.evaluate(net, s)["top1"]]
+
+
+def test_netadapt_shrinks_a_space_network_under_the_supernet(toy, digits_supernet, tmp_path):
+    """NetAdapt scores its proposals (cut widths no sample of the space has) with the supernet: the
+    run reaches its target, and each kept network's top-1 is what the supernet gives that network."""
+    from mnas.accuracy import get_evaluator
+    from mnas.accuracy.supernet_net import space_archs
+    from mnas.arch import parse_network
+    from mnas.latency.predictor import get_predictor
+    from mnas.netadapt import NetAdaptConfig, run_netadapt
+    from mnas.netadapt.report import path_table
+
+    ev = get_evaluator("supernet", space=toy, checkpoint=digits_supernet, dataset="digits",
+                       calib_batches=1, calib_batch_size=16, val_images=50)
+    pred = get_predictor("madds")
+    seed = toy.decode(toy.sample(random.Random(2)))
+    target = 0.8 * pred.predict(seed)
+    cfg = NetAdaptConfig(arch=str(seed), device="madds", target_ms=target, evaluator="supernet", budget="smoke",
+                         dataset="digits")
+    summary = run_netadapt(cfg, tmp_path / "na", predictor=pred, evaluator=ev, progress=False)
+    path = path_table(tmp_path / "na")
+    assert summary["latency_ms"] <= target and len(path) >= 2
+    members = {str(toy.decode(s)) for s in space_archs(toy)}
+    fresh = get_evaluator("supernet", space=toy, checkpoint=digits_supernet, dataset="digits",
+                          calib_batches=1, calib_batch_size=16, val_images=50)
+    for _, row in path.iloc[1:].iterrows():
+        net = parse_network(row["arch"])
+        assert str(net) not in members  # a shrunk network: no sample names it
+        assert row["top1"] == pytest.approx(fresh.evaluate(net)["top1"])

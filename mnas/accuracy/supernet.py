@@ -77,9 +77,11 @@ class SubnetScorer:
     NAS-Bench-Macro networks).
     """
 
-    def __init__(self, supernet, calib: Sequence, val_x, val_y, chunk: int = 500):
+    def __init__(self, supernet, calib: Sequence | None, val_x, val_y, chunk: int = 500):
         self.supernet = supernet.eval()
-        self.calib = list(calib)
+        # calib None: batch norm normalises the validation images with their own statistics, all of them as one
+        # batch (label-free, and the recalibration then costs nothing beyond the validation pass itself)
+        self.calib = None if calib is None else list(calib)
         self.val_x, self.val_y = val_x, val_y
         self.chunk = chunk
 
@@ -90,6 +92,8 @@ class SubnetScorer:
         from mnas.accuracy.supernet_net import BNStats
 
         with torch.no_grad():
+            if self.calib is None:  # one batch, normalised by its own statistics
+                return [], fn(val_in, None)
             bn = BNStats()
             calib_out = [fn(x, bn) for x in calib_in]
             bn.freeze()
@@ -114,14 +118,22 @@ class SubnetScorer:
         return {"top1": top1, "loss": loss}
 
     def score(self, arch) -> dict:
-        calib_in, val_in = self.calib, self.val_x
+        calib_in, val_in = self.calib or [], self.val_x
         for _, fn in self._steps(arch):
             calib_in, val_in = self._apply(fn, calib_in, val_in)
         return self._finish(arch, calib_in, val_in)
 
     def score_many(self, archs: Sequence, progress: bool = True, callback=None) -> list[dict]:
-        """Scores of ``archs`` (in their order); ``callback(i, result)`` as each one finishes."""
-        order = sorted(range(len(archs)), key=lambda i: repr([k for k, _ in self._steps(archs[i])]))
+        """Scores of ``archs`` (in their order); ``callback(i, result)`` as each one finishes.
+
+        An architecture given more than once (NAS-Bench-Macro keys that move identities differently
+        name one network: 6,561 keys, 4,277 networks) is scored once; every copy gets its numbers."""
+        first: dict = {}
+        copies: dict[int, list[int]] = {}
+        for i, a in enumerate(archs):
+            j = first.setdefault(a.key, i)
+            copies.setdefault(j, []).append(i)
+        order = sorted(copies, key=lambda i: repr([k for k, _ in self._steps(archs[i])]))
         results: list[dict | None] = [None] * len(archs)
         stack: list[tuple] = []  # (step key, calib acts, val acts)
         bar = None
@@ -136,13 +148,15 @@ class SubnetScorer:
                 common += 1
             del stack[common:]
             for key, fn in steps[common:]:
-                calib_in, val_in = (stack[-1][1], stack[-1][2]) if stack else (self.calib, self.val_x)
+                calib_in, val_in = (stack[-1][1], stack[-1][2]) if stack else (self.calib or [], self.val_x)
                 stack.append((key, *self._apply(fn, calib_in, val_in)))
-            results[i] = self._finish(archs[i], stack[-1][1], stack[-1][2])
-            if callback is not None:
-                callback(i, results[i])
+            r = self._finish(archs[i], stack[-1][1], stack[-1][2])
+            for j in copies[i]:
+                results[j] = dict(r)
+                if callback is not None:
+                    callback(j, results[j])
             if bar is not None:
-                bar.update(1)
+                bar.update(len(copies[i]))
         if bar is not None:
             bar.close()
         return results
@@ -161,6 +175,10 @@ def make_scorer(supernet, record: dict, dataset: str, data_dir=None, calib_batch
                 resolution: int | None = None) -> SubnetScorer:
     """A :class:`SubnetScorer` on the held-out split the supernet was trained without.
 
+    Batch norm is recalibrated per sub-network on ``calib_batches`` × ``calib_batch_size`` fixed
+    training images; ``calib_batches=0``: on the ``val_images`` validation images themselves, as one
+    batch (no labels are used, the statistics come from 8× more images than 2×64 and the pass costs
+    nothing extra; experiments/fidelity_supernet.py measures what each choice does to the ranking).
     ``resolution``: score at this input size (images resized as in training);
     default: the size the supernet was trained at.
     """
@@ -192,7 +210,7 @@ def make_scorer(supernet, record: dict, dataset: str, data_dir=None, calib_batch
     # (benchmarks/bench_supernet.py); the numbers agree with the default layout to float rounding
     cl = torch.channels_last
     calib, val_x = [c.contiguous(memory_format=cl) for c in calib], val_x.contiguous(memory_format=cl)
-    return SubnetScorer(supernet, calib, val_x, val_y)
+    return SubnetScorer(supernet, calib if calib_batches else None, val_x, val_y)
 
 
 # --------------------------------------------------------------------------- the evaluator
@@ -235,23 +253,28 @@ class SupernetEvaluator(Evaluator):
     ``checkpoint``: a file written by ``mnas supernet train`` (default: the cache
     entry of the default :class:`~mnas.accuracy.supernet_train.SupernetConfig`
     for ``space`` and ``dataset``). Validation images are the supernet's own
-    held-out split (never seen in training); ``val_images`` of them are used,
-    with ``calib_batches`` × ``calib_batch_size`` training images for the batch
-    norm statistics. ``evaluate(net, sample)`` needs the space's sample, or a
-    space small enough (≤ 3,000 members) to find the sample of ``net``.
+    held-out split (never seen in training); ``val_images`` of them are used.
+    Batch norm is recalibrated per sub-network on those validation images
+    themselves (``calib_batches=0``, the default: label-free, no extra pass, and it
+    ranks NAS-Bench-Macro better than 2×64 training images), or on
+    ``calib_batches`` × ``calib_batch_size`` training images. ``evaluate(net, sample)`` scores the sample's sub-network;
+    without a sample, ``net`` itself (:meth:`arch_of`): any network on the
+    space's template whose layers fit the supernet's weights, such as NetAdapt's
+    shrunk networks.
     """
 
     name = "supernet"
 
     def __init__(self, space=None, checkpoint: str | Path | None = None, dataset: str = "cifar10-folder",
-                 data_dir: str | Path | None = None, calib_batches: int = 2, calib_batch_size: int = 64,
+                 data_dir: str | Path | None = None, calib_batches: int = 0, calib_batch_size: int = 64,
                  val_images: int = 1000, resolution: int | None = None, seed: int = 0, threads: int | None = None,
                  rank_by: str = "loss", workers: int = 1, cache: str | Path | None = None):
         super().__init__(space, cache)
         if self.space is None:
             raise MnasError("supernet evaluator needs a search space (--space NAME)")
-        if calib_batches < 1 or calib_batch_size < 2 or val_images < 1:
-            raise MnasError("supernet evaluator: calib_batches >= 1, calib_batch_size >= 2 and val_images >= 1 please")
+        if calib_batches < 0 or calib_batch_size < 2 or val_images < 1 or (calib_batches == 0 and val_images < 2):
+            raise MnasError("supernet evaluator: calib_batches >= 0 (0: recalibrate on the validation images), "
+                            "calib_batch_size >= 2 and val_images >= 1 (>= 2 with calib_batches=0) please")
         if rank_by not in RANK_BY:
             raise MnasError(f"supernet evaluator: rank_by must be one of {', '.join(RANK_BY)}, got {rank_by!r}")
         if int(workers) < 1:
@@ -279,6 +302,7 @@ class SupernetEvaluator(Evaluator):
                             seed=seed, resolution=resolution)
         self.scorer = make_scorer(self.supernet, self.record, dataset, data_dir, **self.options)
         self.fidelity = fidelity_of(self.checkpoint)
+        self._fidelity_note()
         self._by_net: dict[str, dict] | None = None
 
     def config(self) -> dict:
@@ -304,6 +328,20 @@ class SupernetEvaluator(Evaluator):
             out["fidelity"] = self.fidelity
         return out
 
+    def _fidelity_note(self) -> None:
+        """The fidelity figures belong to one way of scoring: say so when this evaluator scores otherwise."""
+        if self.fidelity is None:
+            return
+        import json
+
+        measured = json.loads(self.checkpoint.with_suffix(".fidelity.json").read_text()).get("scoring") or {}
+        mine = {k: self.options[k] for k in measured if k in self.options}
+        if measured and self.options.get("calib_batches") == 0:
+            mine.pop("calib_batch_size", None)
+            measured = {k: v for k, v in measured.items() if k != "calib_batch_size"}
+        if mine != measured:
+            self.fidelity = {**self.fidelity, "note": f"measured with scoring {measured}, not this evaluator's {mine}"}
+
     def sample_of(self, net: Network) -> dict:
         """The space's sample that decodes to ``net`` (searched once over a small space)."""
         if self._by_net is None:
@@ -320,11 +358,24 @@ class SupernetEvaluator(Evaluator):
             raise MnasError(f"supernet evaluator: the network is not a member of space {self.space.name}")
         return s
 
-    def _evaluate(self, net: Network, sample: dict | None) -> dict:
-        from mnas.accuracy.supernet_net import subnet_arch
+    def arch_of(self, net: Network, sample: dict | None = None):
+        """The :class:`SubnetArch` to score: the sample's; else, in a space small enough to search, the sample
+        ``net`` decodes from; else (a big space, or a network no sample names, e.g. NetAdapt's) ``net``'s
+        blocks cut into the space's stages (:func:`~mnas.accuracy.supernet_net.network_arch`)."""
+        from mnas.accuracy.supernet_net import network_arch, subnet_arch
 
+        if sample is not None:
+            return subnet_arch(self.space, sample)
+        if self.space.size <= 3000:
+            try:
+                return subnet_arch(self.space, self.sample_of(net))
+            except MnasError:
+                pass
+        return network_arch(self.space, net, self.supernet)
+
+    def _evaluate(self, net: Network, sample: dict | None) -> dict:
         t0 = time.perf_counter()
-        arch = subnet_arch(self.space, sample if sample is not None else self.sample_of(net))
+        arch = self.arch_of(net, sample)
         r = self.scorer.score(arch)
         return self._result(r, time.perf_counter() - t0)
 
@@ -353,8 +404,6 @@ class SupernetEvaluator(Evaluator):
 
     def evaluate_many(self, nets: Sequence[Network | None], samples: Sequence[dict | None] | None = None) -> list[EvalResult]:
         """Like :meth:`evaluate` for each, sharing the work of common prefixes (same numbers)."""
-        from mnas.accuracy.supernet_net import subnet_arch
-
         samples = samples if samples is not None else [None] * len(nets)
         out: list[Any] = [None] * len(nets)
         todo = []
@@ -366,10 +415,10 @@ class SupernetEvaluator(Evaluator):
                 self.cache_hits += 1
                 out[i] = {**hit, "cached": True}
             else:
-                todo.append((i, n, s if s is not None else self.sample_of(n)))
+                todo.append((i, n, s))
         if todo:
             t0 = time.perf_counter()
-            results = self._score_many([subnet_arch(self.space, s) for _, _, s in todo])
+            results = self._score_many([self.arch_of(n, s) for _, n, s in todo])
             each = (time.perf_counter() - t0) / len(todo)
             for (i, n, s), r in zip(todo, results):
                 # cost_s: the batch's time shared equally (prefix sharing makes each cheaper than alone)

@@ -86,6 +86,58 @@ def subnet_arch(space: SearchSpace, sample: dict) -> SubnetArch:
     return SubnetArch(stem, tuple(pairs), net.head, net.final_channels)
 
 
+def network_arch(space: SearchSpace, net: Network, supernet: "Supernet | None" = None) -> SubnetArch:
+    """The :class:`SubnetArch` of a plain ``net`` built on ``space``'s template, found from its blocks alone.
+
+    For networks no sample names: NetAdapt's shrunk networks (fewer expansion or
+    stage channels than any option), a replayed network, any network of a space too
+    big to search. The blocks are cut into the space's stages in order: a stage
+    holds 0..``max_depth`` consecutive blocks, its first one with the stage's stride
+    and the rest with stride 1, all with one output width; with ``supernet``, each
+    block's op must exist at its position. Positions are numbered as
+    :func:`subnet_arch` numbers them, so a network a sample decodes to gets that
+    sample's arch. The widths themselves are checked when the supernet runs (a
+    block wider than the supernet's weights there: a clear error).
+    """
+    layers = list(net.layers())
+    stem, blocks = layers[0], layers[1:]
+    stages = space.stages
+
+    def fits(si: int, lo: int, hi: int) -> bool:
+        st, group = stages[si], blocks[lo:hi]
+        if not group:
+            return True
+        if len(group) > st.max_depth or group[0].block.stride != st.stride:
+            return False
+        if any(lay.block.stride != 1 or lay.block.out != group[0].block.out for lay in group[1:]):
+            return False
+        if supernet is not None:
+            return all(_mkey(f"{st.name}.l{j + 1}", lay.block.op) in supernet.blocks for j, lay in enumerate(group))
+        return True
+
+    cut: list[int] = []  # cut[si] = index of the first block after stage si
+
+    def place(si: int, lo: int) -> bool:
+        if si == len(stages):
+            return lo == len(blocks)
+        for n in range(min(stages[si].max_depth, len(blocks) - lo), -1, -1):  # longest first
+            if fits(si, lo, lo + n):
+                cut.append(lo + n)
+                if place(si + 1, lo + n):
+                    return True
+                cut.pop()
+        return False
+
+    if not place(0, 0):
+        raise MnasError(f"the network's {len(blocks)} blocks do not fit the stages of space {space.name} "
+                        f"(strides, widths or depths differ): score it with a supernet of its own space")
+    pairs, lo = [], 0
+    for st, hi in zip(stages, cut):
+        pairs.extend((f"{st.name}.l{j + 1}", lay) for j, lay in enumerate(blocks[lo:hi]))
+        lo = hi
+    return SubnetArch(stem, tuple(pairs), net.head, net.final_channels)
+
+
 def arch_network(arch: SubnetArch, resolution: int, in_channels: int) -> Network:
     """The plain :class:`Network` a :class:`SubnetArch` stands for."""
     return Network(arch.stem.block, tuple(lay.block for _, lay in arch.layers), arch.head, resolution, in_channels)

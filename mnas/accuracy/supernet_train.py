@@ -69,6 +69,9 @@ class SupernetConfig:
     low_res_fraction: float = 0.0
     seed: int = 0
     checkpoint_every: int = 100
+    # start from the weights of this finished supernet file (same space) instead of random ones: a second
+    # cosine cycle (SGDR's warm restart) with a fresh optimizer; the cache key hashes its weights, not its path
+    init: str = ""
 
     def __post_init__(self) -> None:
         if self.sampling not in SAMPLINGS:
@@ -81,7 +84,23 @@ class SupernetConfig:
     def hashed(self) -> dict:
         d = dataclasses.asdict(self)
         d.pop("checkpoint_every")  # when checkpoints are written does not change the weights
+        if d["init"]:
+            d["init"] = file_digest(d["init"])
+        else:
+            d.pop("init")  # configs without a warm start keep the cache keys they had
         return d
+
+
+def file_digest(path: str | Path) -> str:
+    """sha1 (16 hex digits) of a file's bytes: a warm start is named by its weights, wherever it lies."""
+    p = Path(path).expanduser()
+    if not p.is_file():
+        raise MnasError(f"supernet to start from (init) {p} does not exist: train it first or fix the path")
+    h = hashlib.sha1()
+    with open(p, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()[:16]
 
 
 def cache_root() -> Path:
@@ -206,6 +225,9 @@ def train_supernet(
     gen = torch.Generator().manual_seed(config.seed)
     state = TrainState()
     fingerprint = space_fingerprint(space)
+    if config.init and not ckpt.exists():  # a warm restart: the parent's weights, a fresh optimizer
+        parent, _ = load_supernet(space, config.init)
+        supernet.load_state_dict(parent.state_dict())
     if ckpt.exists():
         saved = read_checkpoint(ckpt, what="training checkpoint")
         if saved.get("space_fingerprint") not in (None, fingerprint):

@@ -25,6 +25,9 @@ def register(sub) -> None:
     pt.add_argument("--train-size", type=int, default=None, help="train on a stratified subset of this many images")
     pt.add_argument("--low-res", type=int, default=0, help="train at this input size (0: the dataset's own)")
     pt.add_argument("--seed", type=int, default=0)
+    pt.add_argument("--init", default="", metavar="FILE",
+                    help="start from this finished supernet's weights (a second cosine cycle from --lr, fresh optimizer)")
+    pt.add_argument("--warmup-steps", type=int, default=50, help="linear warm-up steps (default 50)")
     pt.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
     pt.add_argument("--out", default=None, help="output file (default ~/.cache/mnas/supernets/<hash>.pt)")
     pt.add_argument("--no-progress", action="store_true", help="hide the progress bar")
@@ -136,7 +139,8 @@ def cmd_train(args) -> int:
         steps = max(1, math.ceil(args.epochs * len(tr) / args.batch))
     cfg = SupernetConfig(steps=steps, batch=args.batch, sampling=args.sampling, lr=args.lr, val_size=val_size,
                          train_size=args.train_size, low_res=args.low_res,
-                         low_res_fraction=1.0 if args.low_res else 0.0, seed=args.seed)
+                         low_res_fraction=1.0 if args.low_res else 0.0, seed=args.seed,
+                         init=str(Path(args.init).expanduser()) if args.init else "", warmup_steps=args.warmup_steps)
     wanted = _settings(space, args.dataset, cfg)
     out = Path(args.out) if args.out else None
     if out is not None:
