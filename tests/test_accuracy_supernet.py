@@ -169,9 +169,13 @@ def test_batched_scoring_equals_one_by_one(toy, toy_supernet):
     archs = [subnet_arch(toy, toy.sample(rng)) for _ in range(4)]
     archs.append(subnet_arch(toy, {**toy.sample(rng), **{k: v for k, v in toy.sample(rng).items() if k.startswith("s2")}}))
     archs.append(archs[1])  # one network twice: scored once, both copies answered
-    seen = []
+    seen, heads = [], []
+    finish = scorer._finish
+    scorer._finish = lambda arch, *a: heads.append(arch) or finish(arch, *a)  # count the networks scored
     many = scorer.score_many(archs, progress=False, callback=lambda i, r: seen.append(i))
+    scorer._finish = finish
     assert sorted(seen) == list(range(len(archs))) and many[-1] == many[1]
+    assert len(heads) == len({a.key for a in archs}) == len(archs) - 1
     for arch, r in zip(archs, many):
         one = scorer.score(arch)
         assert one["loss"] == pytest.approx(r["loss"], rel=1e-5)
