@@ -245,6 +245,7 @@ def summarise(path: Path, wall: dict) -> dict:
     d = df[sizes == df["wave"].map(lambda w: len(all_waves[w]))]
     record = torch.load(path, weights_only=True)
     wave_log = [json.loads(line) for line in WAVES_LOG.read_text().splitlines()] if WAVES_LOG.exists() else []
+    parent_s = _parent_seconds(record)
     out = {
         "keys_scored": int(len(d)),
         "distinct_networks": int(d["network"].nunique()),
@@ -259,8 +260,8 @@ def summarise(path: Path, wall: dict) -> dict:
         "supernet_top1_mean": float(d["supernet_top1"].mean()),
         "supernet_top1_range": [float(d["supernet_top1"].min()), float(d["supernet_top1"].max())],
         "train_config": record.get("config"),
-        "train_seconds": (record.get("train_seconds") or 0) + _parent_seconds(record),
-        "train_seconds_parent": _parent_seconds(record),
+        "train_seconds": (record.get("train_seconds") or 0) + parent_s,
+        "train_seconds_parent": parent_s,
         "scoring": SCORING,
         "dataset": DATASET,
         "supernet_file": str(path),
@@ -276,24 +277,24 @@ def summarise(path: Path, wall: dict) -> dict:
 MODELS = REPO / "mnas" / "accuracy" / "models"
 
 
-def _parent_steps(cfg: dict) -> int:
-    """Training steps of the supernet a warm restart started from (0 without one)."""
+def _parent(cfg: dict) -> dict:
+    """The record of the supernet a warm restart started from (``{}`` without one)."""
     import torch
 
     init = cfg.get("init")
     if not init or not Path(init).is_file():
-        return 0
-    return int((torch.load(init, weights_only=True, map_location="cpu").get("config") or {}).get("steps", 0))
+        return {}
+    return torch.load(init, weights_only=True, map_location="cpu")
+
+
+def _parent_steps(cfg: dict) -> int:
+    """Training steps of the supernet a warm restart started from (0 without one)."""
+    return int((_parent(cfg).get("config") or {}).get("steps", 0))
 
 
 def _parent_seconds(record: dict) -> float:
     """Training seconds of the supernet a warm restart started from (0 without one)."""
-    import torch
-
-    init = (record.get("config") or {}).get("init")
-    if not init or not Path(init).is_file():
-        return 0.0
-    return float(torch.load(init, weights_only=True, map_location="cpu").get("train_seconds") or 0.0)
+    return float(_parent(record.get("config") or {}).get("train_seconds") or 0.0)
 
 
 def ship(space, path: Path, summary: dict) -> None:

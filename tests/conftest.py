@@ -32,6 +32,16 @@ def ray_local():
 
 
 # ---------------------------------------------------------------- Accel-NASBench (tests/test_anb_*.py)
+def load_experiment(name: str):
+    """The script ``experiments/<name>.py`` imported as a module (its cheap functions, without running it)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(name, Path(__file__).resolve().parents[1] / "experiments" / f"{name}.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
 def anb_code(row: dict) -> str:
     """A CSV row's compact encoding, built from its columns alone (``EKLS`` per block, joined by ``-``)."""
     return "-".join("".join(row[f"block{b}_{f}"] for f in ("e", "k", "l", "se")) for b in range(7))

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 import pandas as pd
 import pytest
+from conftest import load_experiment
 
 from mnas import zoo
 from mnas.latency import get_predictor
@@ -15,10 +15,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def _fit_module():
-    spec = importlib.util.spec_from_file_location("fit_pixel1", REPO / "experiments" / "fit_pixel1.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_experiment("fit_pixel1")
 
 
 def test_fit_script_is_deterministic_and_matches_shipped_tables(tmp_path):

@@ -232,7 +232,7 @@ def fidelity_of(checkpoint: Path) -> dict | None:
     d = json.loads(f.read_text())
     keep = ("kendall_tau_top1", "kendall_tau_neg_loss", "spearman_rho_top1", "spearman_rho_neg_loss", "keys",
             "baseline_kendall_tau_flops", "baseline_kendall_tau_params", "baseline_kendall_tau_layers",
-            "baseline_kendall_tau_predictor100", "benchmark", "train_cpu_minutes")
+            "baseline_kendall_tau_predictor100", "benchmark", "train_cpu_minutes", "scoring")
     return {k: d[k] for k in keep if k in d}
 
 
@@ -332,9 +332,7 @@ class SupernetEvaluator(Evaluator):
         """The fidelity figures belong to one way of scoring: say so when this evaluator scores otherwise."""
         if self.fidelity is None:
             return
-        import json
-
-        measured = json.loads(self.checkpoint.with_suffix(".fidelity.json").read_text()).get("scoring") or {}
+        measured = self.fidelity.get("scoring") or {}
         mine = {k: self.options[k] for k in measured if k in self.options}
         if measured and self.options.get("calib_batches") == 0:
             mine.pop("calib_batch_size", None)
