@@ -424,17 +424,21 @@ def choices_many(items: Sequence[Any], space: Any = None) -> np.ndarray:
 
 # --------------------------------------------------------------------------- features
 
-def block_costs(choices: np.ndarray, resolution: int = RESOLUTION) -> tuple[np.ndarray, np.ndarray]:
-    """Per block multiply-adds and parameters (millions, ``(n, 7)`` each) of the MBConv layers.
+SLOTS = sum(MAX_LAYERS)  # layer positions over the 7 blocks (22): a block of l layers fills its first l
+SLOT_BLOCK = np.repeat(np.arange(BLOCKS), MAX_LAYERS)  # the block of each slot
+
+
+def layer_costs(choices: np.ndarray, resolution: int = RESOLUTION) -> tuple[np.ndarray, np.ndarray]:
+    """Per layer slot multiply-adds and parameters (millions, ``(n, 22)`` each; 0 where a block is shorter).
 
     Counted from the choices alone (1x1 expansion unless e = 1, depthwise k x k,
     squeeze-excite int(0.25 x the layer's input) wide, 1x1 projection; no BN).
     """
     c = np.asarray(choices, dtype=np.int64).reshape(-1, BLOCKS, 4)
-    n = len(c)
-    macs = np.zeros((n, BLOCKS))
-    params = np.zeros((n, BLOCKS))
+    macs = np.zeros((len(c), SLOTS))
+    params = np.zeros((len(c), SLOTS))
     h = -(-resolution // 2)
+    s = 0
     for b in range(BLOCKS):
         e, k, l, se = (c[:, b, i].astype(float) for i in range(4))
         ho = -(-h // STRIDES[b])
@@ -448,10 +452,20 @@ def block_costs(choices: np.ndarray, resolution: int = RESOLUTION) -> tuple[np.n
             dw = k * k * ex
             sew = se * (2 * ex * sq + ex + sq)
             proj = ex * COUT[b]
-            macs[:, b] += on * (expand * hi * hi + dw * ho * ho + se * 2 * ex * sq + proj * ho * ho)
-            params[:, b] += on * (expand + dw + sew + proj)
+            macs[:, s] = on * (expand * hi * hi + dw * ho * ho + se * 2 * ex * sq + proj * ho * ho)
+            params[:, s] = on * (expand + dw + sew + proj)
+            s += 1
         h = ho
     return macs / 1e6, params / 1e6
+
+
+def block_costs(choices: np.ndarray, resolution: int = RESOLUTION,
+                layers: tuple[np.ndarray, np.ndarray] | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Per block multiply-adds and parameters (millions, ``(n, 7)`` each) of the MBConv layers
+    (summed from :func:`layer_costs`, or from ``layers`` where already computed)."""
+    macs, params = layers if layers is not None else layer_costs(choices, resolution)
+    per_block = lambda v: np.add.reduceat(v, np.cumsum((0,) + MAX_LAYERS[:-1]), axis=1)  # noqa: E731
+    return per_block(macs), per_block(params)
 
 
 FEATURE_NAMES = (
@@ -507,11 +521,32 @@ def block_one_hot(choices: np.ndarray) -> np.ndarray:
     return out
 
 
-def kernel_inputs(choices: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Unscaled inputs of the kernel model: one-hot choices, then log per-block and total macs/params."""
+def slot_inputs(choices: np.ndarray, layers: tuple[np.ndarray, np.ndarray] | None = None) -> np.ndarray:
+    """``(n, 22 * 6)``: per layer slot whether it is there, then (0 where not) expansion / 6, kernel 5,
+    squeeze-excite, log(1 + multiply-adds / 0.1 M) and log(1 + parameters / 1 k).
+
+    Unlike one-hot choices this orders the options (2 layers lie between 1 and 3; expansion 4
+    nearer 6 than 1) and prices each layer where it sits.
+    """
     c = np.asarray(choices, dtype=np.int64).reshape(-1, BLOCKS, 4)
-    macs, params = block_costs(c)
+    slot = np.concatenate([np.arange(n) for n in MAX_LAYERS])
+    per = c[:, SLOT_BLOCK, :]  # (n, 22, 4): each slot's block choices
+    on = (per[:, :, 2] > slot).astype(float)
+    macs, params = layers if layers is not None else layer_costs(c)
+    cols = np.stack([on, on * per[:, :, 0] / 6.0, on * (per[:, :, 1] == 5), on * per[:, :, 3],
+                     np.log1p(macs * 10.0), np.log1p(params * 1e3)], axis=2)
+    return cols.reshape(len(c), -1)
+
+
+def kernel_inputs(choices: np.ndarray, slots: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """Unscaled inputs of the kernel model: one-hot choices, then log per-block and total macs/params
+    (then, with ``slots``, :func:`slot_inputs`)."""
+    c = np.asarray(choices, dtype=np.int64).reshape(-1, BLOCKS, 4)
+    per_layer = layer_costs(c)
+    macs, params = block_costs(c, layers=per_layer)
     cont = np.log(np.concatenate([macs, params, macs.sum(1, keepdims=True), params.sum(1, keepdims=True)], axis=1))
+    if slots:
+        cont = np.concatenate([cont, slot_inputs(c, per_layer)], axis=1)
     return one_hot(c), cont
 
 
@@ -522,10 +557,12 @@ class Surrogate:
 
     * ``additive``: ``intercept + sum over blocks of table[block][combination]`` (a per-block lookup
       table over the 48 (e, k, l, se) combinations; the devices' model);
-    * ``kernel``: kernel ridge regression with an RBF kernel over one-hot choices and standardised
-      log multiply-adds/parameters (each column times its ``feature_scale``, learned relevance),
-      ``intercept + sum_i dual_i exp(-gamma |z - z_i|^2)`` with its support networks stored as
-      compact encodings;
+    * ``kernel``: kernel ridge regression over one-hot choices and standardised log
+      multiply-adds/parameters (``inputs: onehot+logcost+slots`` adds :func:`slot_inputs`), each
+      column times its ``feature_scale`` (learned relevance): ``f = intercept + sum_i dual_i k(z, z_i)``
+      with ``k`` an RBF ``exp(-gamma |z - z_i|^2)`` or (``kernel: matern52``) a Matern 5/2 of
+      ``lengthscale``, its support networks stored as compact encodings; ``link: log_error`` means
+      it was fitted on ``log(100 - top1)``: top1 = ``100 - exp(shift + scale * f)``;
     * ``lightgbm``: a LightGBM model in its native text format, over :func:`features`.
 
     ``report`` holds the fit's cross-validated figures beside its baselines.
@@ -547,13 +584,22 @@ class Surrogate:
             elif kind == "kernel":
                 support = np.stack([parse_code(s) for s in comp["support"]])
                 mean, std = np.array(comp["cont_mean"]), np.array(comp["cont_std"])
+                slots = comp.get("inputs", "onehot+logcost") == "onehot+logcost+slots"
                 n_oh = one_hot(support[:1]).shape[1]
                 scale = np.concatenate([np.ones(n_oh), np.full(len(mean), float(comp["cont_weight"]))])
-                if comp.get("feature_scale") is not None:  # learned per-choice relevance (ARD)
+                if comp.get("feature_scale") is not None:  # learned relevance (ARD)
                     scale = scale * np.array(comp["feature_scale"], dtype=float)
-                zs = self._z(support, mean, std, scale)
-                self._parts.append((comp["weight"], kind, (float(comp["intercept"]), float(comp["gamma"]), zs,
-                                                           np.array(comp["dual"], dtype=float), mean, std, scale)))
+                shape = comp.get("kernel", "rbf")
+                if shape not in ("rbf", "matern52"):
+                    raise MnasError(f"surrogate {path}: unknown kernel {shape!r}")
+                link = comp.get("link") or {"kind": "identity"}
+                if link["kind"] not in ("identity", "log_error"):
+                    raise MnasError(f"surrogate {path}: unknown link {link['kind']!r}")
+                zs = self._z(support, mean, std, scale, slots)
+                self._parts.append((comp["weight"], kind, dict(
+                    intercept=float(comp["intercept"]), shape=shape, gamma=float(comp.get("gamma") or 0.0),
+                    lengthscale=float(comp.get("lengthscale") or 1.0), zs=zs, zs2=(zs * zs).sum(1), dual=np.array(comp["dual"], dtype=float),
+                    mean=mean, std=std, scale=scale, slots=slots, link=link)))
             elif kind == "lightgbm":
                 import lightgbm
 
@@ -562,9 +608,17 @@ class Surrogate:
                 raise MnasError(f"surrogate {path}: unknown component kind {kind!r}")
 
     @staticmethod
-    def _z(choices, mean, std, scale) -> np.ndarray:
-        oh, cont = kernel_inputs(choices)
+    def _z(choices, mean, std, scale, slots: bool = False) -> np.ndarray:
+        oh, cont = kernel_inputs(choices, slots)
         return np.concatenate([oh, (cont - mean) / std], axis=1) * scale
+
+    @staticmethod
+    def kernel_values(shape: str, d2: np.ndarray, gamma: float, lengthscale: float) -> np.ndarray:
+        """The kernel at squared distances ``d2``: RBF ``exp(-gamma d2)`` or Matern 5/2 of length ``lengthscale``."""
+        if shape == "rbf":
+            return np.exp(-gamma * d2)
+        r = np.sqrt(5.0 * d2) / lengthscale
+        return (1.0 + r + r * r / 3.0) * np.exp(-r)
 
     @classmethod
     def load(cls, path: str | Path) -> "Surrogate":
@@ -593,12 +647,14 @@ class Surrogate:
                 intercept, table = m
                 out += weight * (intercept + table[np.arange(BLOCKS), block_digits(c)].sum(axis=1))
             elif kind == "kernel":
-                intercept, gamma, zs, dual, mean, std, scale = m
-                zs2 = (zs * zs).sum(1)
+                zs, zs2 = m["zs"], m["zs2"]
                 for i in range(0, len(c), chunk):
-                    z = self._z(c[i:i + chunk], mean, std, scale)
+                    z = self._z(c[i:i + chunk], m["mean"], m["std"], m["scale"], m["slots"])
                     d2 = np.maximum((z * z).sum(1)[:, None] + zs2[None, :] - 2.0 * z @ zs.T, 0.0)
-                    out[i:i + chunk] += weight * (intercept + np.exp(-gamma * d2) @ dual)
+                    f = m["intercept"] + self.kernel_values(m["shape"], d2, m["gamma"], m["lengthscale"]) @ m["dual"]
+                    if m["link"]["kind"] == "log_error":  # fitted on log(100 - top1), standardised
+                        f = 100.0 - np.exp(m["link"]["shift"] + m["link"]["scale"] * f)
+                    out[i:i + chunk] += weight * f
             else:
                 out += weight * m.predict(features(c), num_threads=1)
         return out

@@ -104,36 +104,90 @@ def test_surrogate_report_carries_cv_figures_and_baselines():
     assert shipped["kendall_tau"] > models["multiply-adds alone (cubic in log)"]["kendall_tau"] + 0.3
 
 
-def test_kernel_component_equals_scikit_learn(truth):
-    """The numpy evaluation of a stored kernel model == sklearn's KernelRidge.predict on the same fit."""
+def _fit_anb():
     import sys
     from pathlib import Path
 
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "experiments"))
     import fit_anb
+
+    return fit_anb
+
+
+def test_kernel_component_equals_scikit_learn(truth):
+    """The numpy evaluation of a stored RBF kernel model == sklearn's KernelRidge.predict on the same fit."""
     from sklearn.kernel_ridge import KernelRidge
 
     codes = random.Random(3).sample(sorted(truth), 400)
     C = np.stack([anb.parse_code(c) for c in codes])
     y = np.array([np.mean(truth[c]) for c in codes])
-    comp = fit_anb.kernel_fit(C[:300], y[:300])
+    comp = _fit_anb().kernel_fit(C[:300], y[:300])
     ours = anb.Surrogate({"components": [comp]}).predict(C[300:])
     oh, cont = anb.kernel_inputs(C)
     z = np.concatenate([oh, (cont - cont[:300].mean(0)) / cont[:300].std(0)], axis=1)
-    if comp.get("feature_scale") is not None:
-        z = z * np.array(comp["feature_scale"])
-        assert len(set(comp["feature_scale"])) > 1  # a relevance was learned
+    z = z * np.array(comp["feature_scale"])
+    assert len(set(comp["feature_scale"])) > 1  # a relevance was learned
     ref = KernelRidge(alpha=comp["alpha"], kernel="rbf", gamma=comp["gamma"]).fit(z[:300], y[:300] - y[:300].mean())
     np.testing.assert_allclose(ours, ref.predict(z[300:]) + y[:300].mean(), rtol=0, atol=1e-6)
 
 
-def test_lightgbm_component_equals_its_booster(truth):
-    from mnas.accuracy.anb import load_model
+@pytest.mark.parametrize("cfg", [{}, {"kernel": "rbf", "lengthscale": 15.81, "link": "identity", "slots": "none", "steps": 20}],
+                         ids=["shipped", "ablation-rbf-identity-noslots"])
+def test_matern_component_equals_scikit_learn(truth, cfg):
+    """The shipped kind of model (Matern 5/2 on log error with per-network ridge strengths), evaluated by
+    mnas from its JSON == scikit-learn's Matern kernel and KernelRidge with sample weights on the same inputs
+    (and an ablation's RBF kernel on top-1 itself without slot inputs, as experiments/ablate_anb.py fits it)."""
+    from sklearn.gaussian_process.kernels import RBF, Matern
+    from sklearn.kernel_ridge import KernelRidge
 
-    model = load_model()
-    parts = [c for c in model.doc["components"] if c["kind"] == "lightgbm"]
-    if not parts:
-        pytest.skip("the shipped model has no LightGBM component")
+    codes = random.Random(5).sample(sorted(truth), 400)
+    C = np.stack([anb.parse_code(c) for c in codes])
+    y = np.array([np.mean(truth[c]) for c in codes])
+    fit_anb = _fit_anb()
+    comp = json.loads(json.dumps(fit_anb.matern_fit(C[:300], y[:300], cfg)))  # as stored
+    ours = anb.Surrogate({"components": [comp]}).predict(C[300:])
+    oh, cont = anb.kernel_inputs(C, slots=True)
+    std = cont[:300].std(0)
+    std[std == 0] = 1
+    z = np.concatenate([oh, (cont - cont[:300].mean(0)) / std], axis=1) * np.array(comp["feature_scale"])
+    noise = np.array(comp["noise_alpha"])
+    assert noise.min() < noise.max() and comp["noise"]["downweighted"] > 0  # noise model and Huber rounds acted
+    link = comp["link"]
+    if cfg:  # top-1 itself, no per-slot inputs, RBF
+        assert link["kind"] == "identity" and not any(comp["feature_scale"][len(oh[0]) + 16:])
+        t = y[:300] - comp["intercept"]
+        k = RBF(length_scale=comp["lengthscale"])
+    else:
+        t = (np.log(100 - y[:300]) - link["shift"]) / link["scale"]
+        k = Matern(length_scale=comp["lengthscale"], nu=2.5)
+    # KernelRidge with sample weights w solves (K + alpha diag(1/w)) dual = t
+    ref = KernelRidge(alpha=1.0, kernel="precomputed").fit(k(z[:300]), t, sample_weight=1.0 / noise)
+    f = ref.predict(k(z[300:], z[:300]))
+    expect = f + comp["intercept"] if cfg else 100 - np.exp(link["shift"] + link["scale"] * f)
+    np.testing.assert_allclose(ours, expect, rtol=0, atol=1e-6)
+    assert np.sqrt(np.mean((ours - y[300:]) ** 2)) < 1.0  # and it predicts (300 networks: about 0.5 pp)
+
+
+def test_slot_inputs_price_each_layer(truth):
+    """Per-slot multiply-adds/parameters add up to the per-block counts, and slots follow the layer count."""
+    C = np.stack([anb.parse_code(c) for c in random.Random(6).sample(sorted(truth), 50)])
+    s = anb.slot_inputs(C).reshape(len(C), anb.SLOTS, 6)
+    macs, params = anb.block_costs(C)
+    for b in range(anb.BLOCKS):
+        on = anb.SLOT_BLOCK == b
+        np.testing.assert_allclose(np.expm1(s[:, on, 4]).sum(1) / 10, macs[:, b], rtol=1e-9)
+        np.testing.assert_allclose(np.expm1(s[:, on, 5]).sum(1) / 1e3, params[:, b], rtol=1e-9)
+        np.testing.assert_array_equal(s[:, on, 0].sum(1), C[:, b, 2])  # present slots == layers
+    assert (s[:, :, 1][s[:, :, 0] == 0] == 0).all()  # an absent slot carries no choices
+
+
+def test_lightgbm_component_equals_its_booster(truth):
+    """A stored LightGBM component (the tpuv3 device model's residual part) == its booster's own predict."""
+    from mnas.latency.surrogate import MODELS
+
+    doc = json.loads((MODELS / "anb_tpuv3.json").read_text())
+    parts = [c for c in doc["components"] if c["kind"] == "lightgbm"]
+    assert parts, "the tpuv3 model ships a LightGBM component (experiments/fit_anb.py's residual rule)"
     import lightgbm
 
     booster = lightgbm.Booster(model_str=parts[0]["model"])

@@ -1,14 +1,14 @@
 """The ``anb`` evaluator: Accel-NASBench's ImageNet top-1, predicted for any network of its space.
 
 A surrogate fitted on the benchmark's 4,626 trained networks (``experiments/fit_anb.py``),
-shipped as inspectable JSON in ``mnas/accuracy/models/anb.json`` (a kernel ridge model over
-one-hot choices and log costs with a learned relevance per column, plus a LightGBM model in its
-native text format, blended). The file carries its
+shipped as inspectable JSON in ``mnas/accuracy/models/anb.json`` (a Matern kernel ridge model on
+log(100 - top1) over one-hot choices, log costs and per-layer-slot inputs, with a learned relevance
+per column and a learned noise model). The file carries its
 10-fold cross-validated error beside baselines; every result names the model and that error::
 
     ev = get_evaluator("anb", space="anb")
     ev.evaluate(None, space.decode_string("1311-6321-6521-6331-6531-6541-6311"))
-    # {"top1": 65.7, "model": "anb-top1-ardkrr-lgb", "cv_rmse_pp": ..., "cv_kendall_tau": ..., ...}
+    # {"top1": 65.7, "model": "anb-top1-matern", "cv_rmse_pp": ..., "cv_kendall_tau": ..., ...}
 
 Works without the benchmark CSV (only refitting needs it). For the benchmark's own measured
 value of a listed network use ``--evaluator table``.

@@ -189,7 +189,7 @@ def cmd_eval(args) -> int:
         return 0
     if args.evaluator == "anb":
         print(f"{args.arch}: predicted Accel-NASBench ImageNet top-1 {r['top1']:.2f} % (surrogate {r['model']}; "
-              f"10-fold CV RMSE {r['cv_rmse_pp']:.2f} pp, Kendall tau {r['cv_kendall_tau']:.3f})")
+              f"10-fold CV RMSE {r['cv_rmse_pp']:.3f} pp, Kendall tau {r['cv_kendall_tau']:.3f})")
         return 0
     if args.evaluator == "table" and "runs" in r:
         print(f"{args.arch}: Accel-NASBench ImageNet top-1 {r['top1']:.3f} % (measured, 16-epoch proxy"

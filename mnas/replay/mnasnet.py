@@ -251,7 +251,7 @@ def report(s: dict) -> str:
     out = [f"# replay mnasnet ({s['variant']})", "",
            f"{s['title']}. {s['trials']:,} samples ({s['strategy']}, seed {s['seed']}), soft reward "
            f"ACC x (LAT/T)^{s['w']} with T = {s['target']:g} {s['unit']} on `{s['device']}`; accuracy from the "
-           f"Accel-NASBench surrogate `{sur['model']}` (10-fold CV RMSE {_fmt(sur['cv_rmse_pp'], '.2f', 'n/a')} pp, "
+           f"Accel-NASBench surrogate `{sur['model']}` (10-fold CV RMSE {_fmt(sur['cv_rmse_pp'], '.3f', 'n/a')} pp, "
            f"Kendall tau {_fmt(sur['cv_kendall_tau'], '.2f', 'n/a')}). Search: {s['search_wall_s']:.0f} s; the best "
            f"reward was first reached at trial {s['best_found_at_trial']:,}.", ""]
     if s.get("benchmark_networks_within_target") is not None:
