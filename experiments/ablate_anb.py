@@ -16,6 +16,7 @@ for _v in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_v, "1")
 
 import argparse  # noqa: E402
+import functools  # noqa: E402
 import json  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
@@ -46,14 +47,21 @@ ROWS = {
 }
 
 
+@functools.lru_cache(maxsize=1)
+def _networks(csv):
+    """(choices, top-1) of the benchmark's distinct networks, read once per worker process."""
+    from mnas import anb
+
+    data = anb.load_csv(csv)
+    return data.network_choices(), data.network_values("val_top1")
+
+
 def _fold(args):
     row, f, csv = args
-    from mnas import anb
     from sklearn.model_selection import KFold
 
     _, cfg, seed = ROWS[row]
-    data = anb.load_csv(csv)
-    C, y = data.network_choices(), data.network_values("val_top1")
+    C, y = _networks(csv)
     tr, te = list(KFold(fit_anb.FOLDS, shuffle=True, random_state=seed).split(np.arange(len(C))))[f]
     if cfg == "previous":
         comps = [{**fit_anb.kernel_fit(C[tr], y[tr]), "weight": 0.8}, {**fit_anb.lgb_fit(C[tr], y[tr]), "weight": 0.2}]
