@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test test-slow typecheck bench venv clean
+.PHONY: run test test-slow typecheck bench docs venv clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -30,6 +30,15 @@ test-slow: $(STAMP)
 # mypy over mnas/ with the settings in pyproject.toml [tool.mypy] (CI runs it before the tests)
 typecheck: $(STAMP)
 	$(BIN)/python -m mypy
+
+# the documentation site (MkDocs + Material, API reference by mkdocstrings), built --strict: a broken
+# link or a docstring mkdocstrings cannot read fails the build. Output in build/site/.
+$(VENV)/.docs-installed: $(STAMP)
+	$(BIN)/python -m pip install -q -e '.[docs]'
+	touch $@
+
+docs: $(VENV)/.docs-installed
+	NO_MKDOCS_2_WARNING=1 $(BIN)/python -m mkdocs build --strict -q
 
 bench: $(STAMP)
 	for f in benchmarks/bench_*.py; do echo "== $$f"; $(BIN)/python $$f || exit 1; done

@@ -42,7 +42,9 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 RESULTS = REPO / "experiments" / "results"
-BENCH = REPO.parent / "shared" / "data" / "nas_bench_macro" / "nas-bench-macro_cifar10.json"
+from mnas.data.registry import default_path  # noqa: E402
+
+BENCH = default_path("nasbench_macro")  # the data root (`mnas data fetch nasbench_macro`), else ../shared/data
 
 # The budget: 2 CPU cores shared by ~8 processes of 5 engineers (load average ~10), so one
 # process gets a quarter to a third of a core. 1400 steps of 64 images (90k images, ~1.9 epochs
@@ -132,7 +134,7 @@ WAVES_LOG = RESULTS / "fidelity_supernet_waves.jsonl"
 
 def load_benchmark() -> dict:
     if not BENCH.is_file():
-        raise SystemExit(f"NAS-Bench-Macro table {BENCH} is absent (see ../shared/data/README.md)")
+        raise SystemExit(f"NAS-Bench-Macro table {BENCH} is absent: get it with `mnas data fetch nasbench_macro`")
     return json.loads(BENCH.read_text())
 
 

@@ -3,7 +3,7 @@
     python experiments/fit_anb.py [--csv PATH] [--out-acc mnas/accuracy/models/anb.json]
                                   [--out-dev mnas/latency/models]
 
-Reads ``accel_nasbench.csv`` (``--csv``, ``$MNAS_ANB_CSV`` or ``../shared/data/accel_nasbench/``),
+Reads ``accel_nasbench.csv`` (``--csv``, ``$MNAS_ANB_CSV``, the data root's or ``../shared/data/accel_nasbench/``),
 averages the ten networks the benchmark trained twice, and for each target reports 10-fold
 cross-validated figures (folds over distinct networks, ``KFold(shuffle=True, random_state=0)``)
 of the shipped model beside baselines fitted the same way; then fits on every network and writes
@@ -435,7 +435,8 @@ def write(doc: dict, path: Path) -> None:
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--csv", default=None, help="accel_nasbench.csv (default $MNAS_ANB_CSV or ../shared/data/accel_nasbench/)")
+    ap.add_argument("--csv", default=None, help="accel_nasbench.csv (default $MNAS_ANB_CSV, the data root's "
+                    "(`mnas data fetch accel_nasbench`) or ../shared/data/accel_nasbench/)")
     ap.add_argument("--out-acc", default=str(REPO / "mnas" / "accuracy" / "models" / "anb.json"))
     ap.add_argument("--out-dev", default=str(REPO / "mnas" / "latency" / "models"))
     ap.add_argument("--only", choices=["accuracy", "devices"], default=None)

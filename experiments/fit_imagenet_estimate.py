@@ -2,7 +2,7 @@
 
     python experiments/fit_imagenet_estimate.py [--anb PATH] [--out FILE] [--report FILE]
 
-Two sources, both real ImageNet results:
+Three sources:
 
 1. Accel-NASBench (../shared/data/accel_nasbench/accel_nasbench.csv): 4,626 networks of the MnasNet
    space on EfficientNet-B0's backbone, trained with a 16-epoch proxy. A least-squares fit of their
@@ -12,6 +12,15 @@ Two sources, both real ImageNet results:
    A least-squares fit of top-1 on the capacity features and s · B (the activation
    coefficient stays 0, see PUBLISHED_TERMS): the capacity term is learned where training is full, and s (``calibration.block_scale``)
    converts the benchmark's 16-epoch block effects into full-training ones.
+
+3. Once-for-All's ImageNet accuracy predictor (mnas/accuracy/models/ofa_acc_predictor.json, fitted by
+   OFA's authors on ~16K measured sub-networks of its MobileNetV3 space): the *within-space term*. On
+   OFA_FIT random sub-networks of the ``ofa`` space, the residual of OFA's top-1 after steps 1-2 is
+   fitted (ridge, OFA_RIDGE, intercept free: OFA reads 3-5 pp high and the intercept is dropped) on
+   where the blocks sit (per output-stride group: blocks, kernel, expansion; STRIDE_GROUPS in
+   mnas.accuracy.imagenet) and on OFA_CAPACITY; the correction is added to the coefficients, so the
+   estimate stays one linear model for every network. Its ranking is measured on OFA_TEST other
+   sub-networks (all resolutions, and at 224 px) beside multiply-adds and parameters.
 
 Validation: leave-one-family-out on the published networks (hold out every row of a family, fit
 steps 1-2 on the rest, predict it), pooled Kendall τ and mean absolute error; the same for the
@@ -35,8 +44,14 @@ sys.path.insert(0, str(REPO))
 from mnas.accuracy import imagenet as im  # noqa: E402
 from mnas.errors import MnasError  # noqa: E402
 
-ANB_DEFAULT = REPO.parent / "shared" / "data" / "accel_nasbench" / "accel_nasbench.csv"
-NAME = "imagenet-linear-1"
+ANB_DEFAULT = None  # anb_default(): $MNAS_ANB_CSV, the data root (`mnas data fetch accel_nasbench`), ../shared/data
+
+
+def anb_default() -> Path:
+    from mnas.anb import default_csv
+
+    return default_csv()
+NAME = "imagenet-linear-2"
 CAPACITY = ("log2_madds", "log2_madds_sq", "log2_params", "log2_res")
 ANB_CAPACITY = ("log2_madds", "log2_madds_sq", "log2_params")
 BLOCK = ("kernel", "se", "depth")  # what Accel-NASBench varies and the published networks cannot separate
@@ -46,6 +61,11 @@ BLOCK = ("kernel", "se", "depth")  # what Accel-NASBench varies and the publishe
 # contradicts the MobileNetV3 paper and would steer searches away from h-swish. At 0 the estimate
 # is neutral about activations and the latency model alone prices them.
 PUBLISHED_TERMS = CAPACITY
+GROUP = tuple(n for n in im.FEATURES if n.endswith(tuple(f"_s{g}" for g in im.STRIDE_GROUPS)))
+OFA_CAPACITY = ("log2_madds", "log2_params", "log2_res")  # (the madds square is left to the published fit)
+OFA_FIT, OFA_FIT_SEED = 4000, 100
+OFA_TEST, OFA_TEST_SEED = 1000, 200
+OFA_RIDGE = 20.0  # chosen on the published leave-one-family-out (the OFA test sub-networks never chose it)
 ORDER = [("mobilenet_v3_large", 1.0), ("mnasnet_a1", 1.0), ("mobilenet_v2", 1.0), ("mobilenet_v3_small", 1.0),
          ("mobilenet_v3_small", 0.75), ("mobilenet_v2", 0.35)]
 F = list(im.FEATURES)
@@ -70,7 +90,8 @@ def load_anb(path: Path) -> tuple[np.ndarray, np.ndarray]:
     import pandas as pd
 
     if not path.is_file():
-        raise MnasError(f"Accel-NASBench CSV {path} not found; pass --anb PATH (see ../shared/data/README.md)")
+        raise MnasError(f"Accel-NASBench CSV {path} not found; pass --anb PATH or get it with "
+                        "`mnas data fetch accel_nasbench`")
     d = pd.read_csv(path)
     nets = [im.anb_network([(r[f"block{b}_e"], r[f"block{b}_k"], r[f"block{b}_l"], r[f"block{b}_se"]) for b in range(7)])
             for r in d.to_dict("records")]
@@ -114,6 +135,45 @@ def fit_published(X: np.ndarray, y: np.ndarray, anb: dict) -> tuple[float, np.nd
     return float(w[0]), coef, s
 
 
+def ofa_data(n: int, seed: int, resolution: int | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(features, OFA's predicted top-1 %, multiply-adds, parameters) of ``n`` random ``ofa`` sub-networks."""
+    import random
+
+    from mnas.accuracy.ofa import OfaEvaluator
+    from mnas.counting import count
+    from mnas.space import load_space
+
+    sp = load_space("ofa")
+    rng = random.Random(seed)
+    samples = [sp.sample(rng) for _ in range(n)]
+    if resolution:
+        for s in samples:
+            s["resolution"] = resolution
+    nets = [sp.decode(s) for s in samples]
+    y = np.array([r["top1"] for r in OfaEvaluator(space=sp).evaluate_many(nets, samples)])
+    c = [count(n) for n in nets]
+    return im.features_many(nets), y, np.array([x.madds for x in c], float), np.array([x.params for x in c], float)
+
+
+def fit_ofa_correction(b: float, coef: np.ndarray, XO: np.ndarray, yO: np.ndarray) -> np.ndarray:
+    """Coefficients (over FEATURES) of the within-space correction: a ridge fit of OFA's top-1 residual."""
+    names = list(GROUP + OFA_CAPACITY)
+    A = np.c_[np.ones(len(XO)), col(XO, names)]
+    r = yO - (b + XO @ coef)
+    P = np.diag([0.0] + [OFA_RIDGE] * len(names))
+    w = np.linalg.solve(A.T @ A + P, A.T @ r)
+    out = np.zeros(len(F))
+    for n, v in zip(names, w[1:]):
+        out[F.index(n)] = v
+    return out
+
+
+def fit_estimate(X: np.ndarray, y: np.ndarray, anb: dict, XO: np.ndarray, yO: np.ndarray) -> tuple[float, np.ndarray, float]:
+    """(intercept, coefficients, block scale) of the estimate: steps 1-2, then the OFA correction (step 3)."""
+    b, coef, s = fit_published(X, y, anb)
+    return b, coef + fit_ofa_correction(b, coef, XO, yO), s
+
+
 def lofo(X: np.ndarray, y: np.ndarray, fam: np.ndarray, predict_fn) -> np.ndarray:
     pred = np.full(len(y), np.nan)
     for f in sorted(set(fam)):
@@ -148,12 +208,13 @@ def main(argv=None) -> int:
     X = im.features_many([r["net"] for r in rows])
     y = np.array([r["top1"] for r in rows])
     fam = np.array([r["family"] for r in rows])
-    XA, yA = load_anb(args.anb)
+    XA, yA = load_anb(args.anb or anb_default())
     anb = fit_anb(XA, yA)
+    XO, yO, _, _ = ofa_data(OFA_FIT, OFA_FIT_SEED)
 
-    # -- leave-one-family-out: the estimate (both steps refitted without the family) and the baselines
+    # -- leave-one-family-out: the estimate (all steps refitted without the family) and the baselines
     def est(Xtr, ytr, Xte):
-        b, coef, _ = fit_published(Xtr, ytr, anb)  # the benchmark holds none of the published families
+        b, coef, _ = fit_estimate(Xtr, ytr, anb, XO, yO)  # neither benchmark holds a published family
         return b + Xte @ coef
 
     def single(name):
@@ -167,8 +228,10 @@ def main(argv=None) -> int:
                   "baselines": {"log2_madds": summary(lofo(X, y, fam, single("log2_madds")), y, fam),
                                 "log2_params": summary(lofo(X, y, fam, single("log2_params")), y, fam)}}
 
-    b, coef, s = fit_published(X, y, anb)
+    b, coef, s = fit_estimate(X, y, anb, XO, yO)
     fitted = b + X @ coef
+    b1, coef1, _ = fit_published(X, y, anb)
+    validation["ofa"] = ofa_validation(b, coef, b1, coef1)
     # -- the 16-epoch -> full-training calibration, shown
     a16 = anb16(X, anb)
     lin = lstsq(a16[:, None], y)
@@ -190,7 +253,7 @@ def main(argv=None) -> int:
         i = eff[0]
         calibration["efficientnet_b0"] = {"published": r6(y[i]), "anb16_estimate": r6(a16[i]),
                                           "offset_pp": r6(y[i] - a16[i]), "this_estimate": r6(fitted[i])}
-    allX = np.r_[X, XA]
+    allX = np.r_[X, XA, XO]
     model = {
         "format": im.FORMAT,
         "name": NAME,
@@ -203,7 +266,9 @@ def main(argv=None) -> int:
         "validation": validation,
         "calibration": calibration,
         "data": {"published_rows": int(len(y)), "published_csv": "mnas/accuracy/published/imagenet_top1.csv",
-                 "anb_rows": int(len(yA)), "anb_csv": "accel_nasbench/accel_nasbench.csv (../shared/data)"},
+                 "anb_rows": int(len(yA)), "anb_csv": "accel_nasbench/accel_nasbench.csv (../shared/data)",
+                 "ofa_rows": int(len(yO)), "ofa_seed": OFA_FIT_SEED, "ofa_ridge": OFA_RIDGE,
+                 "ofa_model": "mnas/accuracy/models/ofa_acc_predictor.json"},
         "published_fit": [{"model": r["model"], "width": r["width"], "resolution": r["resolution"], "family": r["family"],
                            "top1": r6(r["top1"]), "estimate": r6(f), "held_out": r6(p)}
                           for r, f, p in zip(rows, fitted, pred)],
@@ -218,8 +283,22 @@ def main(argv=None) -> int:
     return 0
 
 
+def ofa_validation(b: float, coef: np.ndarray, b1: float, coef1: np.ndarray) -> dict:
+    """Kendall τ against OFA's predictor on sub-networks the fit never saw, beside the baselines and the
+    estimate without the OFA correction (steps 1-2 alone), over all resolutions and at 224 px."""
+    out = {"method": f"{OFA_TEST} random ofa sub-networks (seed {OFA_TEST_SEED}, and seed {OFA_TEST_SEED + 1} "
+                     "fixed at 224 px), Kendall tau-b against OFA's predictor"}
+    for label, seed, res in (("all_resolutions", OFA_TEST_SEED, None), ("at_224", OFA_TEST_SEED + 1, 224)):
+        XT, yT, madds, params = ofa_data(OFA_TEST, seed, res)
+        out[label] = {"estimate": r6(kendall_tau(b + XT @ coef, yT)),
+                      "without_ofa_term": r6(kendall_tau(b1 + XT @ coef1, yT)),
+                      "log2_madds": r6(kendall_tau(madds, yT)), "log2_params": r6(kendall_tau(params, yT))}
+    return out
+
+
 def render(model: dict, rows) -> str:
     v, c = model["validation"], model["calibration"]
+    o = v["ofa"]
     lines = ["# The `imagenet` estimate: leave-one-family-out validation", "",
              "Regenerate: `python experiments/fit_imagenet_estimate.py` (writes mnas/accuracy/models/imagenet.json).", "",
              "| held-out family | n | estimate MAE (pp) | max | bias | log multiply-adds MAE | log params MAE |",
@@ -232,6 +311,10 @@ def render(model: dict, rows) -> str:
               f"| **estimate** | **{v['kendall_tau']:.3f}** | **{v['mae_pp']:.2f}** | {v['max_pp']:.2f} |",
               f"| log multiply-adds alone | {bm['kendall_tau']:.3f} | {bm['mae_pp']:.2f} | {bm['max_pp']:.2f} |",
               f"| log parameters alone | {bp['kendall_tau']:.3f} | {bp['mae_pp']:.2f} | {bp['max_pp']:.2f} |", "",
+              "Inside Once-for-All's space, against its accuracy predictor (sub-networks not used in the fit):", "",
+              "| Kendall τ | estimate | without the OFA term | multiply-adds | parameters |", "|---|---:|---:|---:|---:|",
+              *(f"| {k.replace('_', ' ')} | **{o[k]['estimate']:.3f}** | {o[k]['without_ofa_term']:.3f} | "
+                f"{o[k]['log2_madds']:.3f} | {o[k]['log2_params']:.3f} |" for k in ("all_resolutions", "at_224")), "",
               "Coefficients (top-1 points per unit of feature): "
               + ", ".join(f"{n} {x:+.3f}" for n, x in model["coef"].items()) + f", intercept {model['intercept']:.3f}.", "",
               f"Calibration 16-epoch → full training: block effects × {c['block_scale']:.3f} "

@@ -32,6 +32,12 @@ The weights trade the two sources off; the chosen ``SP_WEIGHT`` and
 ``SP_AGGREGATE_WEIGHT`` keep the whole-network leave-one-out MAPE within 4 %
 while the per-layer Kendall τ stays above 0.9 (``--sweep`` prints the trade-off).
 
+Eras: each published source timed the phone with its own TFLite build. Each table's header gets ``eras``, one
+factor per source (:data:`ERA_SOURCES`, plus ``singlepath``: seeded networks of Single-Path NAS's space priced as
+its search code prices them), the least-relative-squares scale from this model to the source's published ms;
+``--device pixel1@table3`` uses it (:mod:`mnas.latency.pixel1_era`). Leave-one-out per source:
+``experiments/pixel1_eras.py``.
+
 The table lists every op of the zoo networks at resolutions 96–256 and of the
 default search spaces (v3_small, v3_large, mnasnet at 224; nasbench_macro at 32
 with 10 and 1000 classes), so it is used exactly like a measured table; other
@@ -86,8 +92,32 @@ def network_features(net: Network) -> np.ndarray:
 
 # --------------------------------------------------------------------------- data
 
-def published_rows(epoch: str):
-    """(label, Network, published ms) for usable rows, and (label, reason) for the others."""
+# The published sources, each an era of the phone (its TFLite build): name, what the `source` column says, title.
+# A source is matched by all of its substrings; a row matching none is an error (a new source needs a name here).
+ERA_SOURCES = (
+    ("table9", ("MobileNetV3", "Table 9"), "MobileNetV3 paper (final arXiv), Appendix A Table 9"),
+    ("table3", ("MobileNetV3", "Table 3"), "MobileNetV3 paper (final arXiv), Table 3"),
+    ("slim-v3", ("slim", "MobileNetV3 table"), "TF-slim MobileNet README, MobileNetV3 table (minimalistic models)"),
+    ("slim-v2", ("slim", "MobileNetV2 table"), "TF-slim MobileNet README, MobileNetV2 table (MnasNet era)"),
+    ("mnasnet-readme", ("tensorflow/tpu", "mnasnet"), "TF-TPU MnasNet README (MnasNet era)"),
+)
+SINGLEPATH_ERA = ("singlepath", "Single-Path NAS per-layer Pixel-1 table (networks priced as its search code does)")
+SP_NETWORKS = 100  # networks of Single-Path NAS's space priced from its per-layer table (its own era)
+SP_SEED = 2019
+
+
+def source_era(source: str) -> str:
+    """The era name of a published row's ``source`` text (:data:`ERA_SOURCES`)."""
+    for era, needles, _ in ERA_SOURCES:
+        if all(n in source for n in needles):
+            return era
+    from mnas.errors import MnasError
+
+    raise MnasError(f"{PUBLISHED}: source {source!r} is not one of the known eras; add it to ERA_SOURCES")
+
+
+def published_rows(epoch: str, with_era: bool = False):
+    """(label, Network, published ms[, era]) for usable rows, and (label, reason) for the others."""
     import pandas as pd
 
     df = pd.read_csv(PUBLISHED, comment="#")
@@ -108,7 +138,8 @@ def published_rows(epoch: str):
             skipped.append((label, f"zoo has {zoo_madds:.1f} M multiply-adds at 224, published {pub:g} M: "
                                    "not the same architecture"))
             continue
-        used.append((label, zoo.get(name).with_resolution(int(r.resolution)), float(r.pixel1_ms)))
+        row = (label, zoo.get(name).with_resolution(int(r.resolution)), float(r.pixel1_ms))
+        used.append(row + (source_era(str(r.source)),) if with_era else row)
     return used, skipped
 
 
@@ -124,10 +155,9 @@ SP_AGGREGATE_WEIGHT = 0.1  # weight of the 19.6 ms aggregate row
 
 
 def singlepath_path() -> Path:
-    import os
+    from mnas.data.registry import default_path  # the data root (`mnas data fetch pixel1_singlepath`), else ../shared/data
 
-    root = Path(os.environ.get("MNAS_SHARED_DATA", REPO.parent / "shared" / "data"))
-    return root / "latency" / "pixel1_singlepath" / "pixel1_runtime_model.json"
+    return default_path("pixel1_singlepath")
 
 
 def _sp_layer(idx: int, cin: int, cout: int, stride: int, h: int, kernel: int, ratio: int):
@@ -142,8 +172,8 @@ def singlepath_rows(path: Path):
     if not path.is_file():
         from mnas.errors import MnasError
 
-        raise MnasError(f"{path}: Single-Path NAS's Pixel-1 table is absent; set MNAS_SHARED_DATA to the folder "
-                        "holding latency/pixel1_singlepath/ (see ../shared/data/README.md)")
+        raise MnasError(f"{path}: Single-Path NAS's Pixel-1 table is absent; get it with "
+                        "`mnas data fetch pixel1_singlepath` (or pass --single-path PATH)")
     data = json.loads(path.read_text())
     shapes = [(0, 32, 16, 1, 112, True)]
     for cin, cout, stride, h in SP_STAGES:
@@ -170,6 +200,63 @@ def singlepath_aggregate(rows) -> np.ndarray:
     for hop in head_ops_at(7, 320, Head(conv=1280, conv_act=Act.RELU), 1000):
         f = f + head_features(hop)
     return f
+
+
+def singlepath_network(rows, choices) -> tuple[Network, float]:
+    """A network of Single-Path NAS's space (``choices``: 20 keys of SP_CHOICES, layers 1-20) and its price there:
+    the 19.6 ms constant plus the chosen layers' measured ms, as its search code sums them."""
+    from mnas.arch import Act, Bneck, Conv, Head
+
+    by = {(r[1], r[2], r[3]): r for r in rows}
+    blocks = [Bneck(out=16, exp=32, kernel=3, stride=1, act=Act.RELU)]  # layer 0: expansion 1
+    ms = SP_CONSTANT_MS
+    for idx, c in enumerate(choices, start=1):
+        k, e = SP_CHOICES[c]
+        r = by[idx, k, e]
+        blocks.append(r[4].block)
+        ms += r[5]
+    blocks.append(next(r[4].block for r in rows if r[1] == 21 and (r[2], r[3]) == (3, 6)))  # layer 21: k3 e6
+    stem = Conv(out=32, kernel=3, stride=2, act=Act.RELU)
+    return Network(stem=stem, blocks=tuple(blocks), head=Head(conv=1280, conv_act=Act.RELU, dropout=0.2)), ms
+
+
+def singlepath_networks(rows, n: int = SP_NETWORKS, seed: int = SP_SEED):
+    """(label, Network, ms) for ``n`` seeded random networks of Single-Path NAS's space."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for i in range(n):
+        choices = [str(c) for c in rng.integers(0, 4, size=20)]
+        net, ms = singlepath_network(rows, choices)
+        out.append((f"singlepath#{i}:{''.join(choices)}", net, ms))
+    return out
+
+
+def era_rows(rows) -> dict[str, list]:
+    """era -> [(label, Network, published ms)]: every usable published row by its source, then Single-Path's."""
+    out: dict[str, list] = {era: [] for era, _, _ in ERA_SOURCES}
+    for epoch in DEVICES:
+        for label, net, ms, era in published_rows(epoch, with_era=True)[0]:
+            out[era].append((label, net, ms))
+    out[SINGLEPATH_ERA[0]] = singlepath_networks(rows)
+    return out
+
+
+def era_titles() -> dict[str, str]:
+    return {**{e: t for e, _, t in ERA_SOURCES}, SINGLEPATH_ERA[0]: SINGLEPATH_ERA[1]}
+
+
+def era_factors(w: np.ndarray, by_era: dict[str, list]) -> dict[str, dict]:
+    """The table header's ``eras``: per source, the factor taking this model's predictions to its published ms."""
+    from mnas.latency.pixel1_era import era_factor
+
+    titles, out = era_titles(), {}
+    for era, items in by_era.items():
+        if not items:
+            continue
+        p = predict(w, np.array([network_features(n) for _, n, _ in items]))
+        out[era] = {"factor": float(f"{era_factor(p, [ms for _, _, ms in items]):.6g}"), "networks": len(items),
+                    "source": titles[era]}
+    return out
 
 
 # --------------------------------------------------------------------------- fit
@@ -308,7 +395,8 @@ def table_ops() -> dict[str, np.ndarray]:
     return ops
 
 
-def build_table(epoch: str, w: np.ndarray, ops: dict[str, np.ndarray], report: dict) -> LatencyTable:
+def build_table(epoch: str, w: np.ndarray, ops: dict[str, np.ndarray], report: dict,
+                eras: dict | None = None) -> LatencyTable:
     device, what = DEVICES[epoch]
     weights = {k: float(f"{v:.6g}") for k, v in zip(FEATURES, w[:-2])}
     meta = {
@@ -330,6 +418,8 @@ def build_table(epoch: str, w: np.ndarray, ops: dict[str, np.ndarray], report: d
         "correction": {"a": 1.0, "b": float(f"{w[-2]:.6g}"), "n": report["networks"],
                        "note": "b = the fitted per-network constant"},
     }
+    if eras:  # DEVICE@ERA (mnas/latency/pixel1_era.py): this model on one published source's scale
+        meta["eras"] = eras
     entries = {k: Entry(float(f @ w[:-2]), 0.0, 0) for k, f in ops.items()}
     return LatencyTable(meta=meta, entries=entries)
 
@@ -347,6 +437,7 @@ def fit_epoch(epoch: str, rows, sp_weight: float = SP_WEIGHT, agg_weight: float 
 def run(out_dir: Path, verbose: bool = True, singlepath: Path | None = None) -> dict:
     ops = table_ops()
     rows = singlepath_rows(singlepath or singlepath_path())
+    by_era = era_rows(rows)
     summary = {}
     for epoch, (device, _) in DEVICES.items():
         used, skipped, X, y, w, loo = fit_epoch(epoch, rows)
@@ -363,7 +454,8 @@ def run(out_dir: Path, verbose: bool = True, singlepath: Path | None = None) -> 
             "used": [lbl for lbl, _, _ in used],
             "left_out": [f"{lbl}: {why}" for lbl, why in skipped],
         }
-        table = build_table(epoch, w, ops, report)
+        eras = era_factors(w, by_era)
+        table = build_table(epoch, w, ops, report, eras)
         table.save(out_dir / f"{device}.csv")
         per_net = [{"network": lbl, "published_ms": ms, "fit_ms": round(float(f), 2), "loo_ms": round(float(lo), 2)}
                    for (lbl, _, ms), f, lo in zip(used, fitted, loo)]
@@ -372,7 +464,7 @@ def run(out_dir: Path, verbose: bool = True, singlepath: Path | None = None) -> 
                       "fitted": 1 <= r[1] <= 20} for r in rows]
         summary[device] = {**{k: v for k, v in report.items() if k not in ("used",)}, "per_network": per_net,
                            "per_layer": per_layer, "weights": table.meta["feature_weights_ms"],
-                           "constant_ms": table.meta["correction"]["b"]}
+                           "constant_ms": table.meta["correction"]["b"], "eras": eras}
         if verbose:
             s_, a_ = sp["searched_layers"], sp["all_layers"]
             print(f"{device}: {len(used)} networks, {len(skipped)} rows left out; LOO MAPE {report['loo_mape_pct']:.2f} % "
@@ -394,6 +486,8 @@ def run(out_dir: Path, verbose: bool = True, singlepath: Path | None = None) -> 
                       f"leave-one-out {p['loo_ms']:7.1f}")
             for s in report["left_out"]:
                 print(f"  left out: {s}")
+            print("  eras (" + device + "@NAME, a factor on the whole prediction): " +
+                  ", ".join(f"{e} {v['factor']:.4f} ({v['networks']} networks)" for e, v in eras.items()))
     return summary
 
 
@@ -415,7 +509,8 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", type=Path, default=REPO / "latency_tables", help="folder for pixel1.csv, pixel1-2018.csv")
     ap.add_argument("--single-path", type=Path, default=None,
-                    help="Single-Path NAS's pixel1_runtime_model.json (default: $MNAS_SHARED_DATA or ../shared/data)")
+                    help="Single-Path NAS's pixel1_runtime_model.json (default: the data root's, "
+                         "`mnas data fetch pixel1_singlepath`, else $MNAS_SHARED_DATA or ../shared/data)")
     ap.add_argument("--json", action="store_true", help="print the fit summary as JSON")
     ap.add_argument("--sweep", action="store_true", help="print the source-weight trade-off and exit (writes nothing)")
     args = ap.parse_args(argv)

@@ -19,7 +19,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from mnas.replay_mnasnet import ReplayMnasnetConfig, run_replay_mnasnet  # noqa: E402
+from mnas.replay.mnasnet import ReplayMnasnetConfig, run_replay_mnasnet  # noqa: E402
 
 
 def main() -> int:

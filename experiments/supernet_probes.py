@@ -33,7 +33,9 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 RESULTS = REPO / "experiments" / "results"
-BENCH = REPO.parent / "shared" / "data" / "nas_bench_macro" / "nas-bench-macro_cifar10.json"
+from mnas.data.registry import default_path  # noqa: E402
+
+BENCH = default_path("nasbench_macro")  # the data root (`mnas data fetch nasbench_macro`), else ../shared/data
 KEYS_FROM = RESULTS / "fidelity_supernet_fair_of4200_1400steps.csv"  # its 600 keys: waves 0-3
 CHOICE = "s1.l1.block"
 
@@ -154,7 +156,7 @@ def main(argv=None) -> int:
         p.add_argument("--out-dir", default="/tmp/mnas_probes")
     a = ap.parse_args(argv)
     if not BENCH.is_file():
-        raise SystemExit(f"NAS-Bench-Macro table {BENCH} is absent (see ../shared/data/README.md)")
+        raise SystemExit(f"NAS-Bench-Macro table {BENCH} is absent: get it with `mnas data fetch nasbench_macro`")
     {"scoring": cmd_scoring, "finetune": cmd_finetune, "score-finetuned": cmd_score_finetuned}[a.cmd](a)
     return 0
 

@@ -509,7 +509,7 @@ def _block_from_dict(d: dict, where: str, default_op: str | None = None) -> Bloc
         raise MnasError(f"{where}: expected a mapping, got {type(d).__name__}")
     d = dict(d)
     op = d.pop("op", default_op)
-    if op not in _BLOCK_FIELDS:
+    if not isinstance(op, str) or op not in _BLOCK_FIELDS:
         raise MnasError(f"{where}: unknown op {op!r} (use conv, ds or ir)")
     unknown = set(d) - set(_BLOCK_FIELDS[op])
     if unknown:
@@ -517,7 +517,7 @@ def _block_from_dict(d: dict, where: str, default_op: str | None = None) -> Bloc
     missing = [k for k in _REQUIRED[op] if k not in d]
     if missing:
         raise MnasError(f"{where}: missing field(s) {missing}")
-    if "act" in d and d["act"] not in _ACTS:
+    if "act" in d and (not isinstance(d["act"], str) or d["act"] not in _ACTS):  # a list or mapping: named, not a crash
         raise MnasError(f"{where}: unknown activation {d['act']!r} (use {', '.join(_ACTS)})")
     try:
         return BLOCK_TYPES[op](**d)
@@ -583,14 +583,18 @@ def load_network(path: str | Path) -> Network:
 
     path = Path(path)
     if not path.is_file():
-        raise MnasError(f"{path}: no such architecture file")
+        from mnas.io import not_a_file
+
+        raise not_a_file(path, "an architecture file")
     from mnas.io import read_text_file
 
     text = read_text_file(path, "architecture (YAML, JSON or text form)")
     try:
         if path.suffix in (".yaml", ".yml", ".json"):
             try:
-                data = yaml.safe_load(text)
+                from mnas.io import safe_yaml
+
+                data = safe_yaml(text, "")  # the caller names the file
             except yaml.YAMLError as e:
                 raise MnasError(f"not valid YAML/JSON ({str(e).splitlines()[0]})") from None
             if isinstance(data, str):

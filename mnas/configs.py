@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import re
 from typing import Any, TypeVar
 
 from mnas.errors import MnasError
@@ -34,6 +35,20 @@ class DictConfig:
             return cls(**d)
         except TypeError as e:
             raise MnasError(f"{where}: {e}") from None
+        except MnasError as e:
+            if not _is_file(where) or str(e).startswith(where):
+                raise
+            # a check written for the flags (`--trials must be >= 1`) names the file and its field instead
+            text = re.sub(r"--([a-z][a-z0-9-]*)", lambda m: m.group(1).replace("-", "_")
+                          if m.group(1).replace("-", "_") in names else m.group(0), str(e))
+            raise MnasError(f"{where}: {text}") from None
+
+
+def _is_file(where: str) -> bool:
+    """Whether ``where`` (the origin given to :meth:`DictConfig.from_dict`) names a file rather than a source of flags."""
+    import os
+
+    return where.endswith((".yaml", ".yml", ".json")) or os.sep in where
 
 
 _KINDS: dict[str, tuple[str, Any]] = {

@@ -20,9 +20,9 @@ from __future__ import annotations
 import atexit
 import codecs
 import contextlib
+import errno
 import os
 import signal
-import tempfile
 import threading
 from pathlib import Path
 from typing import Iterator
@@ -46,16 +46,27 @@ def lock_path(run_dir: str | Path) -> Path:
 # ---------------------------------------------------------------------- reading
 
 
+def not_a_file(path: str | Path, what: str = "file") -> MnasError:
+    """The error for ``path`` given where a regular file (``what``) was expected and ``path`` is none:
+    missing, a folder, or a device/FIFO/socket (``/dev/null``), each said as it is, not "no such file"."""
+    p = Path(path)
+    if p.is_dir():
+        return MnasError(f"{p}: is a folder (expected a file: {what})")
+    if p.exists():
+        return MnasError(f"{p}: not a regular file (a device, FIFO or socket; expected {what})")
+    if p.is_symlink():
+        return MnasError(f"{p}: a broken symbolic link (expected {what})")
+    return MnasError(f"{p}: no such file (expected {what})")
+
+
 def read_text_file(path: str | Path, what: str = "text") -> str:
     """The text of ``path`` (UTF-8), or a :class:`MnasError` naming the file and what was expected.
 
     ``what`` names the expected content in the message, e.g. ``"YAML architecture"``.
     """
     p = Path(path)
-    if not p.exists():
-        raise MnasError(f"{p}: no such file (expected {what})")
-    if p.is_dir():
-        raise MnasError(f"{p}: is a folder (expected a file: {what})")
+    if not p.is_file():  # a FIFO would block the read, /dev/null would read as an empty file
+        raise not_a_file(p, what)
     try:
         data = p.read_bytes()
     except OSError as e:
@@ -72,6 +83,43 @@ def read_text_file(path: str | Path, what: str = "text") -> str:
 
 # ---------------------------------------------------------------------- atomic writes
 
+MAX_NAME_BYTES = 255  # the longest file name (one path component) common file systems take
+# errno values of an OSError that the user's environment causes (a full disk, a read-only folder, a name
+# too long): reported as one line naming the path (:func:`write_error`), never as an internal error
+USER_ERRNOS = frozenset(getattr(errno, n) for n in (
+    "ENOSPC", "EDQUOT", "EROFS", "EACCES", "EPERM", "ENAMETOOLONG", "EFBIG", "EIO", "ENOTDIR", "EISDIR", "EEXIST",
+    "ENOENT", "ELOOP", "EMLINK", "ENXIO", "ETXTBSY", "EBUSY", "EXDEV", "ENOTEMPTY") if hasattr(errno, n))
+
+
+def write_error(path: str | Path, e: OSError, action: str = "cannot write") -> MnasError:
+    """One line naming ``path`` and the cause of ``e`` (e.g. ``cannot write run/trials.csv (No space left on device)``)."""
+    cause = e.strerror or str(e) or type(e).__name__
+    return MnasError(f"{action} {path} ({cause})")
+
+
+def _temp_name(path: Path) -> Path:
+    """A fresh hidden name beside ``path`` that keeps its suffix and stays within :data:`MAX_NAME_BYTES`."""
+    import secrets
+
+    token = f".{secrets.token_hex(4)}.tmp{path.suffix}"
+    stem = path.name
+    while len(os.fsencode(f".{stem}{token}")) > MAX_NAME_BYTES and stem:
+        stem = stem[:-1]
+    return path.with_name(f".{stem}{token}")
+
+
+def _create_temp(path: Path) -> Path:
+    """Create an empty temporary file beside ``path``; it gets the umask's mode, as a plain ``open`` would."""
+    for _ in range(100):
+        tmp = _temp_name(path)
+        try:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+        except FileExistsError:
+            continue
+        os.close(fd)
+        return tmp
+    raise FileExistsError(errno.EEXIST, "no free temporary name", str(path))
+
 
 @contextlib.contextmanager
 def atomic_output(path: str | Path) -> Iterator[Path]:
@@ -79,18 +127,24 @@ def atomic_output(path: str | Path) -> Iterator[Path]:
 
     For writers that want a file name (``df.to_parquet(tmp)``, ``torch.save(obj, tmp)``,
     ``fig.savefig(tmp)``). On an exception (or Ctrl-C) the temporary file is removed and
-    ``path`` is left as it was.
+    ``path`` is left as it was. The file gets the mode a plain ``open`` gives (the umask's),
+    and an ``OSError`` (full disk, read-only folder, name too long) becomes one
+    :class:`MnasError` line naming ``path`` and the cause.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp" + path.suffix, dir=path.parent)
-    os.close(fd)
-    tmp = Path(name)
+    tmp: Path | None = None
     try:
+        if path.exists() and not path.is_file():
+            raise MnasError(f"cannot write {path}: it exists and is not a regular file (a folder, a device or a "
+                            "FIFO); give a file name")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = _create_temp(path)
         yield tmp
         os.replace(tmp, path)
+    except OSError as e:
+        raise write_error(path, e) from None
     finally:
-        if tmp.exists():
+        if tmp is not None and tmp.exists():
             with contextlib.suppress(OSError):
                 tmp.unlink()
 
@@ -115,35 +169,110 @@ def atomic_write_text(path: str | Path, text: str) -> Path:
 
 
 def check_out_file(path: str | Path, flag: str = "--out", suffixes: tuple[str, ...] | None = None) -> Path:
-    """Check that ``path`` can be written as a file, before any work: not a folder, a known suffix.
+    """Check that ``path`` can be written as a file, before any work.
 
-    The parent folder may be missing (it is created on write), but must not be a file.
+    It must not be a folder, a device or a FIFO, must have a known suffix, no name in it may be
+    longer than :data:`MAX_NAME_BYTES`, and the nearest existing folder above it must be writable
+    and not full (the missing folders are created on write).
     """
     p = Path(path)
+    _check_names(p, flag)
     if p.is_dir():
         raise MnasError(f"{flag} {p} is a folder; give a file name (e.g. {p / ('out' + (suffixes or ('',))[0])})")
+    if p.exists() and not p.is_file():
+        raise MnasError(f"{flag} {p} is not a regular file (a device or a FIFO); give a file name")
     if suffixes is not None and p.suffix.lower() not in suffixes:
         raise MnasError(f"{flag} {p}: unsupported file type {p.suffix or '(none)'!r} (use {', '.join(suffixes)})")
     _check_parents(p, flag)
     return p
 
 
+def _check_names(p: Path, flag: str) -> None:
+    """No name in ``p`` longer than :data:`MAX_NAME_BYTES` (checked first: ``Path.exists`` raises on one)."""
+    if len(os.fsencode(str(p.absolute()))) >= 4096:
+        raise MnasError(f"{flag} {str(p)[:40]}...: path too long (4,096 bytes at most); choose a shorter path")
+    for part in p.parts:
+        n = len(os.fsencode(part))
+        if n > MAX_NAME_BYTES:
+            short = part if len(part) <= 40 else part[:20] + "..." + part[-12:]
+            raise MnasError(f"{flag} {short!s}: name too long ({n} bytes; file systems take at most "
+                            f"{MAX_NAME_BYTES} per name); choose a shorter name")
+
+
+def _writable(folder: Path) -> bool:
+    """Whether files can be created in ``folder`` (``os.access`` also sees a read-only mount, even as root)."""
+    return os.access(folder, os.W_OK | os.X_OK)
+
+
 def _check_parents(p: Path, flag: str) -> None:
-    """The nearest existing parent of ``p`` must be a folder (the rest is created on write)."""
-    for parent in p.parents:
+    """The nearest existing parent of ``p`` must be a writable folder with free space (the rest is created on write)."""
+    for parent in p.absolute().parents:
         if parent.exists():
             if not parent.is_dir():
                 raise MnasError(f"{flag} {p}: {parent} is a file, not a folder")
+            _check_folder(parent, f"{flag} {p}")
             break
 
 
-def check_out_dir(path: str | Path, flag: str = "--out") -> Path:
-    """Check that ``path`` can be a run folder: missing or a folder (not a file, not under a file)."""
+def _check_folder(folder: Path, what: str) -> None:
+    if not _writable(folder):
+        raise MnasError(f"{what}: cannot write in {folder} (no write permission or a read-only file system); "
+                        "choose another location")
+    try:
+        st = os.statvfs(folder)
+    except (OSError, AttributeError):  # pragma: no cover - no statvfs (Windows)
+        return
+    if st.f_bavail == 0 and st.f_blocks > 0:
+        raise MnasError(f"{what}: no space left on the file system of {folder}; free some space or choose "
+                        "another location")
+
+
+def check_out_dir(path: str | Path, flag: str = "--out", kind: str | None = None) -> Path:
+    """Check that ``path`` can be a run folder: missing or a writable folder (not a file, not under a file).
+
+    Given ``kind`` (the command: ``search``, ``netadapt``, ``replay``, ``latency validate``), a folder that
+    holds another command's run (:func:`run_kind`) is refused, naming it.
+    """
     p = Path(path)
+    _check_names(p, flag)
     if p.exists() and not p.is_dir():
         raise MnasError(f"{flag} {p} is a file; give a folder for the run (a new or an empty one)")
-    _check_parents(p, flag)
+    if p.is_dir():
+        other = run_kind(p) if kind else None
+        if other and other != kind:
+            raise MnasError(f"{flag} {p} holds a `mnas {other}` run, not a {kind} one; give another folder")
+        _check_folder(p, f"{flag} {p}")
+    else:
+        _check_parents(p, flag)
     return p
+
+
+def run_kind(folder: str | Path) -> str | None:
+    """Which command's run ``folder`` holds (``search``, ``netadapt``, ``replay``, ``latency validate``), from its
+    files; None for a folder that holds none (empty, or files of no mnas run)."""
+    folder = Path(folder)
+    cfg = folder / "config.yaml"
+    if cfg.is_file():
+        import yaml
+
+        try:
+            data = yaml.safe_load(cfg.read_text(errors="replace"))
+        except (yaml.YAMLError, OSError):
+            data = None
+        if isinstance(data, dict):
+            if "replay" in data:
+                return "replay"
+            if "study_name" in data or "strategy_options" in data:
+                return "search"
+            if "arch" in data and "delta" in data:
+                return "netadapt"
+        return None
+    if (folder / "validate.csv").is_file() or ((folder / "summary.json").is_file() and
+                                               (folder / "scatter.png").is_file()):
+        return "latency validate"
+    if (folder / "trials.journal").is_file() or (folder / "trials.db").is_file():
+        return "search"
+    return None
 
 
 # ---------------------------------------------------------------------- run-folder lock
@@ -164,10 +293,39 @@ def _pid_alive(pid: int) -> bool:
 class RunLock:
     """A held run-folder lock; :meth:`release` (or process exit) gives it back."""
 
-    def __init__(self, run_dir: Path, fd: int):
+    def __init__(self, run_dir: Path, fd: int, before: frozenset[str] | None = None):
         self.run_dir = run_dir
         self.path = lock_path(run_dir)
         self._fd: int | None = fd
+        # what the folder held when it was claimed (None: it did not exist); see discard_unused()
+        self.before = before
+
+    def discard_unused(self) -> bool:
+        """After a failed command: remove what this claim added to the folder if none of it holds results
+        (settings files, empty files, trial storage without trials), and the folder if the claim found none.
+
+        So a command refused after its run folder was made leaves nothing that would block the corrected
+        command ("already holds a search"). Anything that may hold work is kept. True if removed.
+        """
+        import shutil
+
+        d = self.run_dir
+        if not d.is_dir():
+            return False
+        try:
+            added = [d / n for n in os.listdir(d) if self.before is None or n not in self.before]
+            if any(holds_results(x) for x in added):
+                return False
+            for x in added:
+                if x.is_dir() and not x.is_symlink():
+                    shutil.rmtree(x)
+                else:
+                    x.unlink()
+            if self.before is None:
+                d.rmdir()
+        except OSError:
+            return False
+        return True
 
     @property
     def held(self) -> bool:
@@ -226,10 +384,73 @@ _HELD: dict[str, RunLock] = {}
 
 
 @atexit.register
-def release_all() -> None:
-    """Give back every run folder this process claimed (at exit, and when a CLI command ends)."""
-    for lock in list(_HELD.values()):
+def release_all(failed: bool = False) -> None:
+    """Give back every run folder this process claimed (at exit, and when a CLI command ends).
+
+    ``failed`` (a command refused with a :class:`MnasError`): first remove what each claim added that
+    holds no results (:meth:`RunLock.discard_unused`).
+    """
+    for lock in reversed(list(_HELD.values())):  # the newest first: a nested run's lock file goes before its parent
+        if failed:
+            lock.discard_unused()
         lock.release()
+
+
+# Files a run folder holds before any result: settings written when it starts.
+SETTINGS_FILES = frozenset({"config.yaml", "settings.json"})
+_OPTUNA_META_TABLES = frozenset({"studies", "version_info", "alembic_version", "study_directions",
+                                 "study_user_attributes", "study_system_attributes"})
+
+
+def holds_results(path: Path) -> bool:
+    """Whether ``path`` (a file or folder in a run folder) may hold results; False only when sure it does not.
+
+    No results: an empty file, a settings file (:data:`SETTINGS_FILES`, ``*.settings.json``), Optuna
+    trial storage (a journal, an SQLite file) without a finished trial, another SQLite file without a row
+    (an empty evaluation cache), SQLite's side files, and folders of those.
+    """
+    import json
+    import sqlite3
+
+    try:
+        if path.is_symlink():
+            return True
+        if path.is_dir():
+            return any(holds_results(p) for p in path.iterdir())
+        size = path.stat().st_size
+        name = path.name
+        if size == 0 or name in SETTINGS_FILES or name.endswith(".settings.json"):
+            return False
+        if name.endswith(("-wal", "-shm", "-journal")) and not name.endswith(".journal"):
+            return False
+        if name.endswith(".journal"):  # Optuna's journal: one JSON operation per line; op 6 with state 1 completes a trial
+            with open(path, "rb") as f:
+                for line in f:
+                    try:
+                        op = json.loads(line)
+                        if op.get("op_code") == 6 and op.get("state") == 1:
+                            return True
+                    except (ValueError, AttributeError):
+                        return True
+            return False
+        with open(path, "rb") as f:
+            if f.read(16) != b"SQLite format 3\x00":
+                return True
+        con = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+        try:
+            tables = [r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type='table'")]
+            if "trials" in tables and "studies" in tables:  # Optuna's: only a finished trial is a result
+                return con.execute("SELECT 1 FROM trials WHERE state = 'COMPLETE' LIMIT 1").fetchone() is not None
+            for t in tables:
+                if t in _OPTUNA_META_TABLES or t.startswith("sqlite_"):
+                    continue
+                if con.execute(f'SELECT 1 FROM "{t}" LIMIT 1').fetchone():
+                    return True
+        finally:
+            con.close()
+        return False
+    except (OSError, sqlite3.Error):
+        return True
 
 
 def claim_run_dir(run_dir: str | Path, what: str = "run", *, create: bool = True) -> RunLock:
@@ -286,7 +507,8 @@ def _claim(run_dir: Path, key: str, path: Path, what: str) -> RunLock:
                 continue
         os.ftruncate(fd, 0)
         os.write(fd, f"{os.getpid()}\n".encode())
-        lock = _HELD[key] = RunLock(run_dir, fd)
+        before = frozenset(os.listdir(run_dir)) if run_dir.is_dir() else None
+        lock = _HELD[key] = RunLock(run_dir, fd, before)
         return lock
     raise MnasError(f"{run_dir}: could not take the run folder's lock ({path}); try again")
 
@@ -399,13 +621,38 @@ class GracefulStop:
             self._depth = depth
 
 
+MAX_YAML_DEPTH = 100  # nesting levels a YAML input may have (a deeper one is no mnas file, and overflows the parser)
+
+
+def safe_yaml(text: str, where: str | Path = "YAML input"):
+    """``yaml.safe_load(text)``, but an input nested too deeply is one :class:`MnasError` line naming ``where``
+    (not a ``RecursionError``); ``yaml.YAMLError`` passes through for the caller to word."""
+    import yaml
+
+    prefix = f"{where}: " if where else ""
+    depth = deepest = 0
+    for ch in text:  # flow collections ([ {) are what nests fastest; block nesting is bounded by the line width
+        if ch in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif ch in "]}":
+            depth -= 1
+    if deepest > MAX_YAML_DEPTH:
+        raise MnasError(f"{prefix}nested {deepest} levels deep (at most {MAX_YAML_DEPTH}): not a file mnas writes "
+                        "or reads")
+    try:
+        return yaml.safe_load(text)
+    except RecursionError:
+        raise MnasError(f"{prefix}nested too deeply to read (at most {MAX_YAML_DEPTH} levels)") from None
+
+
 def load_yaml_file(path: str | Path, what: str = "YAML"):
     """The parsed YAML of ``path``; a missing, binary or malformed file is one :class:`MnasError` line."""
     import yaml
 
     text = read_text_file(path, what)
     try:
-        return yaml.safe_load(text)
+        return safe_yaml(text, path)
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         line = f" line {mark.line + 1}:" if mark else ""
@@ -494,6 +741,9 @@ def optimize_interruptibly(study, objective, *, callbacks=(), resume_hint: str =
             error = e
         except MnasError as e:  # e.g. a wrong --data-dir found by the first trial
             if resume_hint and not study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
+                if any(lock.before is None for lock in _HELD.values()):  # a new run: removed on exit (release_all)
+                    raise MnasError(f"{e} (no trial finished, nothing was kept: fix this and run the command "
+                                    "again)") from None
                 raise MnasError(f"{e} (no trial finished yet: fix this{resume_hint}; --data-dir may be "
                                 "given again on resume)") from None
             raise
@@ -556,8 +806,20 @@ def check_journal(path: str | Path, study_name: str) -> None:
         raise MnasError(f"{path} does not start with the study {study_name!r}: cannot resume; {fresh}")
 
 
-def read_table_file(path: str | Path, what: str = "results table", **kwargs):
-    """``pandas.read_csv`` (``.parquet``: ``read_parquet``) of ``path``; a damaged file is one line naming it."""
+def read_table_file(path: str | Path, what: str = "results table", required: tuple[str, ...] = (), **kwargs):
+    """``pandas.read_csv`` (``.parquet``: ``read_parquet``) of ``path``; a damaged file is one line naming it.
+
+    ``required``: columns the table must have (a table of another kind names the ones it lacks).
+    """
+    df = _read_table_file(path, what, **kwargs)
+    missing = [c for c in required if c not in df.columns]
+    if missing:
+        have = ", ".join(map(str, list(df.columns)[:8])) + (", ..." if len(df.columns) > 8 else "")
+        raise MnasError(f"{path}: not a {what} (no column {', '.join(missing)}; it has {have or 'no columns'})")
+    return df
+
+
+def _read_table_file(path: str | Path, what: str, **kwargs):
     import pandas as pd
 
     path = Path(path)

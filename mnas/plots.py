@@ -115,49 +115,170 @@ def load_trials(run: str | Path | pd.DataFrame) -> pd.DataFrame:
     return df
 
 
-def plot_pareto(runs, out_png: str | Path, device: str | None = None, *,
-                references: pd.DataFrame | None = None, acc_col: str = ACC, lat_col: str = LAT) -> Path:
-    """All trials of ``runs`` (folders or DataFrames), each run's front highlighted, reference networks marked.
+# what each evaluator's accuracy is, for axis labels (an estimate is never called "accuracy")
+METRIC_LABELS: dict[str, str] = {
+    "imagenet": "est. ImageNet top-1 (%), `imagenet` estimate",
+    "anb": "ImageNet top-1 (%), Accel-NASBench `anb` surrogate (16-epoch proxy)",
+    "ofa": "ImageNet holdout top-1 (%), OFA's `ofa` predictor",
+    "table": "top-1 (%), benchmark `table`",
+    "predictor": "est. top-1 (%), `predictor`",
+    "supernet": "top-1 (%), weight-sharing `supernet`",
+    "train": "top-1 (%), proxy training (`train`)",
+    "madds": "multiply-adds proxy (`madds`)",
+}
+# evaluators that score ImageNet top-1: beside them a published ImageNet result means the same thing
+IMAGENET_EVALUATORS = frozenset({"imagenet", "anb", "ofa"})
 
-    ``references`` is data (columns ``name``, ``latency_ms`` and optionally ``accuracy``), computed by
-    the caller (e.g. :func:`mnas.run.zoo_references`); without an accuracy under the run's evaluator
-    they are drawn as vertical lines. References beyond 1.5× the slowest trial are left out.
-    ``device`` only labels the latency axis.
+
+def accuracy_label(evaluator: str | None) -> str:
+    """The axis label naming what ``evaluator``'s accuracy is."""
+    if not evaluator:
+        return "top-1 (%)"
+    return METRIC_LABELS.get(evaluator, f"top-1 (%), `{evaluator}`")
+
+
+def published_top1() -> dict[str, float]:
+    """Published ImageNet top-1 of the zoo's networks at width 1.0 and 224 px (``mnas/accuracy/published``)."""
+    import csv
+
+    from mnas.accuracy.imagenet import PUBLISHED_CSV
+
+    out: dict[str, float] = {}
+    with open(PUBLISHED_CSV, newline="") as f:
+        for r in csv.DictReader(line for line in f if not line.startswith("#")):
+            if float(r["width"]) == 1.0 and int(r["resolution"]) == 224:
+                out.setdefault(r["model"], float(r["top1"]))
+    return out
+
+
+REFERENCE_LABELS = {"mobilenet_v3_large": "MobileNetV3-Large", "mobilenet_v3_small": "MobileNetV3-Small",
+                    "mobilenet_v2": "MobileNetV2", "mnasnet_a1": "MnasNet-A1"}
+
+
+def _run_label(run, k: int) -> str:
+    """A run's legend name: its folder name, or (for a timestamped folder) its strategy and seed."""
+    import re
+
+    if isinstance(run, pd.DataFrame):
+        return f"run {k + 1}"
+    path = Path(run)
+    name = path.name if path.is_dir() else path.parent.name
+    if not re.fullmatch(r"[0-9_\-T]+", name):
+        return name
+    try:
+        import yaml
+
+        cfg = yaml.safe_load((path / "config.yaml").read_text()) if path.is_dir() else None
+    except (OSError, ValueError, yaml.YAMLError):
+        cfg = None
+    if isinstance(cfg, dict) and cfg.get("strategy"):
+        return f"{cfg['strategy']} search, seed {cfg.get('seed', '?')}"
+    return name
+
+
+def pareto_plot_data(runs, references: pd.DataFrame | None = None, *, target_ms: float | None = None,
+                     chosen: dict | None = None, acc_col: str = ACC, lat_col: str = LAT) -> dict:
+    """What :func:`plot_pareto` draws, as data (tests check this, not pixels).
+
+    ``{"runs": [{"label", "points", "front"}], "references": DataFrame (name, label, latency_ms,
+    accuracy (the evaluator's, NaN when it cannot score the network), published (NaN when none)),
+    "target_ms", "chosen": {"latency_ms", "accuracy", "arch"} or None, "left_out": [reference names]}``.
+    The front is the staircase of :func:`pareto_front`. References beyond 1.5× the slowest trial are
+    left out (and named in ``left_out``): a CIFAR space beside ImageNet networks would only squash the plot.
+    """
+    if isinstance(runs, (str, Path, pd.DataFrame)):
+        runs = [runs]
+    out_runs, max_lat = [], 0.0
+    for k, run in enumerate(runs):
+        df = load_trials(run)
+        out_runs.append({"label": _run_label(run, k), "points": df[[lat_col, acc_col]].dropna(),
+                         "front": pareto_front(df, acc_col, lat_col)[[lat_col, acc_col]]})
+        if len(df):
+            max_lat = max(max_lat, float(df[lat_col].max()))
+    refs = pd.DataFrame(columns=["name", "label", lat_col, acc_col, "published"])
+    left_out: list[str] = []
+    if references is not None and len(references):
+        refs = references.copy()
+        for c in (acc_col, "published"):
+            if c not in refs.columns:
+                refs[c] = np.nan
+        refs["label"] = [REFERENCE_LABELS.get(n, n) for n in refs["name"]]
+        if max_lat:
+            far = refs[lat_col] > 1.5 * max_lat
+            left_out = list(refs.loc[far, "name"])
+            refs = refs[~far]
+        refs = refs[["name", "label", lat_col, acc_col, "published"]].reset_index(drop=True)
+    return {"runs": out_runs, "references": refs, "target_ms": target_ms, "chosen": chosen, "left_out": left_out}
+
+
+def plot_pareto(runs, out_png: str | Path, device: str | None = None, *,
+                references: pd.DataFrame | None = None, acc_col: str = ACC, lat_col: str = LAT,
+                target_ms: float | None = None, chosen: dict | None = None, evaluator: str | None = None,
+                title: str | None = None, data_out: dict | None = None) -> Path:
+    """All trials of ``runs`` (folders or DataFrames), each run's front as a staircase, the reference
+    networks as points (the evaluator's value filled, the published value hollow), the target as a
+    line and the chosen network ringed. ``references``: columns ``name``, ``latency_ms`` and optionally
+    ``accuracy`` (the run's evaluator) and ``published`` (e.g. :func:`mnas.run.zoo_references`).
+    ``device`` labels the latency axis, ``evaluator`` the accuracy axis. ``data_out``, a dict, receives
+    what was drawn (:func:`pareto_plot_data`, plus the axis label and title).
     """
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    if isinstance(runs, (str, Path, pd.DataFrame)):
-        runs = [runs]
-    fig, ax = plt.subplots(figsize=(7, 4.5), dpi=120)
-    max_lat = 0.0
-    for k, run in enumerate(runs):
-        df = load_trials(run)
-        label = Path(run).name if not isinstance(run, pd.DataFrame) else f"run {k + 1}"
-        sc = ax.scatter(df[lat_col], df[acc_col], s=8, alpha=0.35, label=f"{label}: {len(df)} trials")
-        max_lat = max(max_lat, float(df[lat_col].max()) if len(df) else 0.0)
-        front = pareto_front(df, acc_col, lat_col)
-        color = tuple(np.asarray(sc.get_facecolor())[0][:3])
-        ax.step(front[lat_col], front[acc_col], where="post", color=color, lw=1.5)
-        ax.scatter(front[lat_col], front[acc_col], s=22, edgecolor="k", color=color,
-                   label=f"{label}: Pareto front ({len(front)})", zorder=3)
-    if references is not None and len(references):
-        # networks far beyond the searched range (e.g. ImageNet nets beside a CIFAR space) would only squash the plot
-        references = references[references[lat_col] <= 1.5 * max_lat] if max_lat else references
-        for _, r in references.iterrows():
-            if acc_col in references.columns and pd.notna(r.get(acc_col)):
-                ax.scatter([r[lat_col]], [r[acc_col]], marker="*", s=90, color="crimson", zorder=4)
-                ax.annotate(r["name"], (r[lat_col], r[acc_col]), fontsize=7, xytext=(3, 3), textcoords="offset points")
-            else:
-                ax.axvline(r[lat_col], color="crimson", ls=":", lw=0.8)
-                ax.text(r[lat_col], ax.get_ylim()[0], f" {r['name']}", rotation=90, fontsize=7,
+    data = pareto_plot_data(runs, references, target_ms=target_ms, chosen=chosen, acc_col=acc_col, lat_col=lat_col)
+    if data_out is not None:
+        data_out.update(data, ylabel=accuracy_label(evaluator), title=title)
+    fig, ax = plt.subplots(figsize=(7.5, 5), dpi=120)
+    for k, r in enumerate(data["runs"]):
+        color = f"C{k}"
+        pts, front = r["points"], r["front"]
+        ax.scatter(pts[lat_col], pts[acc_col], s=8, alpha=0.3, color=color, label=f"{r['label']}: {len(pts)} trials")
+        if len(front):
+            # the staircase: the best accuracy reachable at each latency, held until the next front point
+            xs = list(front[lat_col]) + [float(pts[lat_col].max())]
+            ys = list(front[acc_col]) + [float(front[acc_col].iloc[-1])]
+            ax.step(xs, ys, where="post", color=color, lw=1.5)
+            ax.scatter(front[lat_col], front[acc_col], s=22, edgecolor="k", color=color, zorder=3,
+                       label=f"{r['label']}: Pareto front ({len(front)})")
+    refs = data["references"]
+    shown_eval = shown_pub = False
+    for i, (_, r) in enumerate(refs.sort_values(lat_col).iterrows()):
+        ys = []
+        if pd.notna(r[acc_col]):
+            ax.scatter([r[lat_col]], [r[acc_col]], marker="*", s=110, color="crimson", zorder=5,
+                       label=None if shown_eval else "reference, scored by the same evaluator")
+            ys.append(r[acc_col])
+            shown_eval = True
+        if pd.notna(r["published"]):
+            ax.scatter([r[lat_col]], [r["published"]], marker="o", s=60, facecolors="none", edgecolors="crimson",
+                       lw=1.3, zorder=5, label=None if shown_pub else "reference, published ImageNet top-1")
+            ys.append(r["published"])
+            shown_pub = True
+        if len(ys) == 2:
+            ax.plot([r[lat_col]] * 2, ys, color="crimson", lw=0.7, ls=":", zorder=4)
+        if ys:
+            # labels alternate above and below so that neighbours do not overlap
+            ax.annotate(r["label"], (r[lat_col], max(ys) if i % 2 == 0 else min(ys)), fontsize=7, color="crimson",
+                        xytext=(4, 6 if i % 2 == 0 else -11), textcoords="offset points")
+        else:  # neither value: its latency alone, as a line
+            ax.axvline(r[lat_col], color="crimson", ls=":", lw=0.8)
+            ax.annotate(r["label"], (r[lat_col], 0.02), xycoords=("data", "axes fraction"), rotation=90, fontsize=7,
                         color="crimson", va="bottom")
+    if data["target_ms"]:
+        ax.axvline(data["target_ms"], color="0.25", ls="--", lw=1, label=f"target {data['target_ms']:g} ms", zorder=2)
+    c = data["chosen"]
+    if c:
+        ax.scatter([c[lat_col]], [c[acc_col]], s=190, facecolors="none", edgecolors="k", lw=2, zorder=6,
+                   label=f"chosen: {c[acc_col]:.2f} at {c[lat_col]:.2f} ms")
+    ax.margins(x=0.06, y=0.08)
     ax.set_xlabel(f"latency (ms){' on ' + device if device else ''}")
-    ax.set_ylabel("accuracy (%)")
+    ax.set_ylabel(accuracy_label(evaluator))
+    if title:
+        ax.set_title(title, fontsize=10)
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=7, loc="lower right")
+    ax.legend(fontsize=7, loc="lower right", framealpha=0.85)
     return save_figure(fig, out_png)
 
 

@@ -97,21 +97,6 @@ class AccuracyEvaluator(Protocol):
         ...
 
 
-if TYPE_CHECKING:  # pragma: no cover - mypy checks that the shipped implementations fit the seams
-
-    from mnas.accuracy.base import Evaluator
-    from mnas.latency.predictor import Predictor
-    from mnas.latency.surrogate import AnbDevicePredictor, MaddsPredictor
-    from mnas.space import SearchSpace
-
-    def _shipped_implementations_fit(table: Predictor, anb: AnbDevicePredictor, madds: MaddsPredictor,
-                                     evaluator: Evaluator, space: SearchSpace) -> None:
-        latency: list[LatencyModel] = [table, anb, madds]
-        accuracy: AccuracyEvaluator = evaluator
-        spaces: Space = space
-        del latency, accuracy, spaces
-
-
 @runtime_checkable
 class ChoicePoint(Protocol):
     """One named choice of a space and its options, in file order."""

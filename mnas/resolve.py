@@ -30,11 +30,10 @@ def load_arch(spec: str, resolution: int | None = None, space: SearchSpace | Non
     spec = spec.strip()
     if not spec:
         raise MnasError("empty architecture: give a reference name (see `mnas arch list`), a file, or a text form")
-    if space is not None and spec not in zoo.names() and not _is_file(spec) and space.is_code(spec):
+    if space is not None and spec not in zoo.names() and not _is_file(spec) and (space.is_code(spec) or spec.isdigit()):
         net = space.decode(space.decode_string(spec))
     elif space is None and re.fullmatch(r"\d{4}(-\d{4}){6}", spec):
-        raise MnasError(f"{spec!r} looks like an Accel-NASBench (anb) encoding: give its space, "
-                        f"e.g. `mnas eval CODE --space anb`")
+        raise MnasError(f"{spec!r} looks like an Accel-NASBench (anb) encoding: give its space with --space anb")
     elif spec in zoo.names():
         net = zoo.get(spec)
     elif Path(spec).suffix in (".yaml", ".yml", ".json", ".txt", ".arch") or _is_file(spec):

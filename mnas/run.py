@@ -82,7 +82,9 @@ def parse_options(items: Iterable[str] | None, flag: str = "--option") -> dict:
         if not sep or not key:
             raise MnasError(f"{flag} {item!r}: expected KEY=VALUE")
         try:
-            out[key.replace("-", "_")] = yaml.safe_load(value)
+            from mnas.io import safe_yaml
+
+            out[key.replace("-", "_")] = safe_yaml(value, f"{flag} {key}")
         except yaml.YAMLError as e:
             raise MnasError(f"{flag} {item!r}: the value is not valid YAML ({str(e).splitlines()[0]})") from None
     return out
@@ -121,20 +123,37 @@ def build_evaluator(kind: str, options: dict | None = None, space: Any = None, *
 ZOO_REFERENCES = ("mobilenet_v3_small", "mobilenet_v3_large", "mobilenet_v2", "mnasnet_a1")
 
 
-def zoo_references(predictor, names: Iterable[str] | None = None):
-    """Zoo networks at their predicted latency (``name``, ``latency_ms``), the reference points a plot
-    draws beside a run; networks the latency table cannot price are left out."""
+def zoo_references(predictor, names: Iterable[str] | None = None, *, evaluator=None, published: bool = False):
+    """Zoo networks at their predicted latency, the reference points a plot draws beside a run.
+
+    Columns ``name``, ``latency_ms``, ``accuracy`` (``evaluator``'s score when it is given and can score
+    the network, else NaN) and ``published`` (with ``published``, the published ImageNet top-1 at width
+    1.0 and 224 px, else NaN). Networks the latency model cannot price are left out.
+    """
+    import math
+
     import pandas as pd
 
     from mnas import zoo
+    from mnas.plots import published_top1
 
+    top1 = published_top1() if published else {}
     rows = []
     for name in (ZOO_REFERENCES if names is None else names):
         try:
-            rows.append({"name": name, "latency_ms": float(predictor.predict(zoo.get(name)))})
+            net = zoo.get(name)
+            rows.append({"name": name, "latency_ms": float(predictor.predict(net)), "accuracy": math.nan,
+                         "published": top1.get(name, math.nan), "net": net})
         except MnasError:
             continue
-    return pd.DataFrame(rows, columns=["name", "latency_ms"])
+    if evaluator is not None and rows:
+        for r in rows:
+            try:
+                r["accuracy"] = float(evaluator.evaluate(r["net"])["top1"])
+            except MnasError:  # a network the evaluator cannot score (another space, another dataset)
+                pass
+    return pd.DataFrame([{k: v for k, v in r.items() if k != "net"} for r in rows],
+                        columns=["name", "latency_ms", "accuracy", "published"])
 
 
 # ---------------------------------------------------------------------------------------------- files

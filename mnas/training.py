@@ -200,3 +200,23 @@ def validate(model: torch.nn.Module, x, y, mean: torch.Tensor, std: torch.Tensor
     model.train(was_training)
     loss = loss_sum / n
     return 100.0 * correct / n, loss if math.isfinite(loss) else math.nan
+
+
+def lr_exponential(step: int, steps_per_epoch: int, lr: float, warmup: int = 0, every_epochs: float = 3.0,
+                   factor: float = 0.99) -> float:
+    """TensorFlow's staircase exponential decay (MnasNet, MobileNetV3): ``lr·factor^floor(step / (every_epochs·steps_per_epoch))``.
+
+    Steps ``0 .. warmup-1`` rise linearly to ``lr`` as in :func:`lr_at`; the decay counts
+    every step from 0, the warm-up's included (as TensorFlow's ``exponential_decay`` of the global step).
+    """
+    if step < warmup:
+        return lr * (step + 1) / warmup
+    return lr * factor ** math.floor(step / max(1e-9, every_epochs * steps_per_epoch))
+
+
+def topk_correct(logits: torch.Tensor, y: torch.Tensor, ks: tuple[int, ...] = (1, 5)) -> list[int]:
+    """How many rows of ``logits`` have the label ``y`` among their ``k`` highest scores, for each ``k``
+    (``k`` is capped at the number of classes)."""
+    top = logits.topk(min(max(ks), logits.shape[1]), dim=1).indices
+    hit = top == y.view(-1, 1)
+    return [int(hit[:, :min(k, logits.shape[1])].any(dim=1).sum()) for k in ks]

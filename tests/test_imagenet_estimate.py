@@ -62,6 +62,12 @@ def test_features_of_v3_small_by_hand():
     assert x["log2_res"] == 0.0
     assert 2 ** x["log2_madds"] == pytest.approx(56.5, abs=0.1)  # 56.5 M multiply-adds
     assert 2 ** x["log2_params"] == pytest.approx(2.542856)
+    # where the blocks sit (V3-Small, Table 2): 1 block at 56x56 (output stride 4), 2 at 28x28, 5 at 14x14
+    # (all 5x5), 3 at 7x7 (all 5x5); the 28x28 pair expands 16 -> 72 and 24 -> 88
+    assert [x[f"blocks_s{g}"] for g in (4, 8, 16, 32)] == [0.25, 0.5, 1.25, 0.75]
+    assert [x[f"kernel_s{g}"] for g in (4, 8, 16, 32)] == [0.0, 0.0, 1.0, 1.0]
+    assert x["expand_s8"] == pytest.approx((np.log2(72 / 16) + np.log2(88 / 24)) / 2)
+    assert x["expand_s4"] == 0.0  # the first block has no expansion
 
 
 def test_a_7x7_kernel_is_credited_as_a_5x5_never_more():
@@ -97,7 +103,7 @@ def test_evaluator_contract(tmp_path):
 
 def test_results_carry_the_model_name_and_its_measured_error(ev):
     r = ev.evaluate(zoo.get("mobilenet_v3_large"))
-    assert r["model"] == "imagenet-linear-1"
+    assert r["model"] == "imagenet-linear-2"
     assert 0 < r["mae_pp"] <= 1.5 and 0.85 <= r["kendall_tau"] <= 1
     assert math.isnan(r["loss"])
 
@@ -179,7 +185,7 @@ def test_mnas_eval_defaults_to_the_estimate(space, capsys):
     assert main(argv) == 0
     out = json.loads(capsys.readouterr().out)
     assert out["evaluator"] == "imagenet" and abs(out["top1"] - 67.4) <= 1.5
-    assert out["model"] == "imagenet-linear-1" and out["extrapolated"] is False
+    assert out["model"] == "imagenet-linear-2" and out["extrapolated"] is False
 
 
 def test_other_spaces_keep_their_default():
@@ -234,23 +240,26 @@ def fit(shared_data):
     rows = im.load_published()
     X = im.features_many([r["net"] for r in rows])
     XA, yA = fx.load_anb(path)
-    return fx, rows, X, np.array([r["top1"] for r in rows]), np.array([r["family"] for r in rows]), fx.fit_anb(XA, yA), path
+    XO, yO, _, _ = fx.ofa_data(fx.OFA_FIT, fx.OFA_FIT_SEED)
+    anb = fx.fit_anb(XA, yA)
+    estimate = lambda Xtr, ytr: fx.fit_estimate(Xtr, ytr, anb, XO, yO)  # noqa: E731
+    return fx, rows, X, np.array([r["top1"] for r in rows]), np.array([r["family"] for r in rows]), anb, path, estimate
 
 
 @pytest.mark.parametrize("family", ["v3_large", "v3_small", "v2", "mnasnet_a1"])
 def test_a_held_out_family_is_predicted_within_the_target_error(fit, family):
-    fx, rows, X, y, fam, anb, _ = fit
-    b, coef, _ = fx.fit_published(X[fam != family], y[fam != family], anb)
+    fx, rows, X, y, fam, anb, _, estimate = fit
+    b, coef, _ = estimate(X[fam != family], y[fam != family])
     pred = b + X[fam == family] @ coef
     assert np.abs(pred - y[fam == family]).mean() <= 1.6, family
 
 
 def test_leave_one_family_out_beats_log_multiply_adds(fit):
-    fx, rows, X, y, fam, anb, _ = fit
+    fx, rows, X, y, fam, anb, _, estimate = fit
     from scipy.stats import kendalltau
 
     def est(Xtr, ytr, Xte):
-        b, coef, _ = fx.fit_published(Xtr, ytr, anb)
+        b, coef, _ = estimate(Xtr, ytr)
         return b + Xte @ coef
 
     def madds(Xtr, ytr, Xte):
@@ -265,14 +274,64 @@ def test_leave_one_family_out_beats_log_multiply_adds(fit):
 
 
 def test_accel_nasbench_block_effects_are_positive_and_calibrated_up(fit):
-    fx, rows, X, y, fam, anb, _ = fit
+    fx, rows, X, y, fam, anb, _, _ = fit
     assert anb["kernel"] > 0 and anb["se"] > 0  # at equal capacity, 5x5 and SE help after 16 epochs
     _, _, scale = fx.fit_published(X, y, anb)
     assert scale > 1  # and more after full training
 
 
 def test_the_fit_script_regenerates_the_shipped_model_byte_for_byte(fit, tmp_path):
-    fx, *_, path = fit
+    fx, *_, path, _ = fit
     out = tmp_path / "imagenet.json"
     assert fx.main(["--anb", str(path), "--out", str(out), "--report", str(tmp_path / "r.md")]) == 0
     assert out.read_bytes() == im.MODEL_PATH.read_bytes()
+
+
+# --------------------------------------------------------------------------- inside Once-for-All's space
+
+
+@pytest.fixture(scope="module")
+def ofa_subnets():
+    """Sub-networks the fit never saw (its seeds are 100, 200, 201), with OFA's predicted top-1."""
+    import random
+
+    from mnas.space import load_space
+
+    sp = load_space("ofa")
+    rng = random.Random(7)
+    samples = [sp.sample(rng) for _ in range(300)]
+    nets = [sp.decode(s) for s in samples]
+    return sp, samples, nets, np.array([r["top1"] for r in get_evaluator("ofa", space=sp).evaluate_many(nets, samples)])
+
+
+def test_inside_ofas_space_it_ranks_better_than_multiply_adds(ev, ofa_subnets):
+    from scipy.stats import kendalltau
+
+    from mnas.counting import count
+
+    _, _, nets, ofa = ofa_subnets
+    est = np.array([r["top1"] for r in ev.evaluate_many(nets)])
+    madds = np.array([count(n).madds for n in nets])
+    tau_est, tau_madds = kendalltau(est, ofa)[0], kendalltau(madds, ofa)[0]
+    assert tau_est >= 0.8 and tau_est > tau_madds + 0.04, (tau_est, tau_madds)
+
+
+def test_a_5x5_kernel_is_credited_about_as_ofas_predictor_credits_it(ev, ofa_subnets):
+    """OFA's predictor moves +0.03 +- 0.10 pp for one block 3x3 -> 5x5 (the issue's probe); the old estimate
+    credited +0.16 pp in every block. Resolution +16 px: OFA +0.79, old estimate +0.56."""
+    sp, samples, nets, ofa = ofa_subnets
+    ofa_ev = get_evaluator("ofa", space=sp)
+    k_est, k_ofa, r_est, r_ofa = [], [], [], []
+    for s, net, base in zip(samples, nets, ofa):
+        slots = [f"s{i}.l{j}.kernel" for i in range(1, 6) for j in range(1, s[f"s{i}.layers"] + 1)
+                 if s[f"s{i}.l{j}.kernel"] == 3]
+        if slots:
+            k = sp.decode({**s, slots[0]: 5})
+            k_est.append(ev.evaluate(k)["top1"] - ev.evaluate(net)["top1"])
+            k_ofa.append(ofa_ev.evaluate(k)["top1"] - base)
+        if s["resolution"] < 224:
+            r = net.with_resolution(s["resolution"] + 16)
+            r_est.append(ev.evaluate(r)["top1"] - ev.evaluate(net)["top1"])
+            r_ofa.append(ofa_ev.evaluate(r)["top1"] - base)
+    assert abs(np.mean(k_est) - np.mean(k_ofa)) < 0.1 and np.mean(k_est) < 0.16
+    assert abs(np.mean(r_est) - np.mean(r_ofa)) < 0.15

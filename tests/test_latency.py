@@ -232,6 +232,7 @@ def test_error_stats_by_hand():
 def test_profile_calibrate_validate_end_to_end(tmp_path):
     # NAS-Bench-Macro at 32x32: 19 ops, a few networks; checks the whole loop runs and reports sane figures
     from mnas.latency import profiler
+    from mnas.latency.calibration import calibrate
     from mnas.latency.validate import validate
     from mnas.space import load_space
 
@@ -241,7 +242,7 @@ def test_profile_calibrate_validate_end_to_end(tmp_path):
     profiler.profile_ops(profiler.space_ops(sp, [32], 10), table, runner, progress=False)
     rng = random.Random(0)
     cal = [sp.decode(sp.sample(rng)) for _ in range(4)]
-    corr = profiler.calibrate(table, cal, runner, progress=False, num_classes=10)
+    corr = calibrate(table, cal, runner, progress=False, num_classes=10)
     assert corr["n"] == 4 and corr["a"] > 0
     table.meta["spaces"] = ["nasbench_macro"]
     table.save()

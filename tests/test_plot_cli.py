@@ -111,6 +111,29 @@ def test_plot_pareto(tmp_path, capsys):
     assert (run_dir / "pareto.png").stat().st_size > 5_000
 
 
+def test_plot_pareto_draws_the_target_the_chosen_network_and_scored_references(tmp_path, capsys):
+    """The plot backs a claim: the target, the network the reward picks, V3-Small at (latency, estimate)
+    beside its published top-1, an axis naming the evaluator."""
+    run_dir = search_run(tmp_path / "s1")
+    code, out, err = run(capsys, "plot", "pareto", run_dir, "--json")
+    assert code == 0, err
+    d = json.loads(out)
+    assert d["target_ms"] == 15  # config.yaml's target
+    # by hand, reward = a (lat/15)^-0.15: A 74.39, B 74.45, C 72.2, D 71.8, E 68.5 -> B (72 %, 12 ms)
+    assert (d["chosen"]["accuracy"], d["chosen"]["latency_ms"]) == (72.0, 12.0)
+    refs = {r["name"]: r for r in d["references"]}
+    v3s = refs["mobilenet_v3_small"]
+    assert v3s["published"] == 67.5  # MobileNetV3 paper, Table 9 (V3-Small 1.0 at 224)
+    code, out, err = run(capsys, "eval", "mobilenet_v3_small", "--json")  # the evaluator's value, by a second path
+    assert v3s["accuracy"] == pytest.approx(json.loads(out)["top1"])
+    code, out, err = run(capsys, "latency", "predict", "mobilenet_v3_small", "--device", "pixel1", "--json")
+    assert v3s["latency_ms"] == pytest.approx(json.loads(out)["latency_ms"])
+    # V3-Large (51 ms) lies beyond 1.5x the slowest trial (25 ms): left out, and said so
+    assert "mobilenet_v3_large" in d["references_left_out"] and "mobilenet_v3_large" not in refs
+    assert "estimate" in d["ylabel"] and "imagenet" in d["ylabel"]
+    assert "target 15 ms" in d["title"] and "5 trials" in d["title"]
+
+
 def test_plot_pareto_refuses_mixed_devices(tmp_path, capsys):
     a, b = search_run(tmp_path / "a"), search_run(tmp_path / "b", device="pixel1-2018")
     code, _, err = run(capsys, "plot", "pareto", a, b)

@@ -67,3 +67,13 @@ def test_load_trials_errors(tmp_path):
         load_trials(tmp_path)
     with pytest.raises(MnasError, match="no such run folder"):
         load_trials(tmp_path / "nope")
+
+
+def test_axis_labels_say_what_the_accuracy_is():
+    """An estimate is labelled an estimate; only fine-tuning measures a validation top-1."""
+    from mnas.netadapt.report import path_ylabel
+    from mnas.plots import accuracy_label
+
+    assert "estimate" in accuracy_label("imagenet") and "validation" not in path_ylabel("imagenet")
+    assert "surrogate" in accuracy_label("anb")
+    assert path_ylabel("finetune").startswith("validation top-1")

@@ -313,3 +313,15 @@ def test_the_fakes_keep_the_seams(tmp_path):
     check_evaluator_contract(lambda c: FakeEvaluator(cache=c), nets, tmp_path)
     assert isinstance(FakeEvaluator(), AccuracyEvaluator) and isinstance(FakePredictor(), LatencyModel)
     np.testing.assert_allclose(FakePredictor().predict_many(nets), [fake_ms(n) for n in nets])
+
+
+def test_replay_labels_name_every_step_at_a_shared_point_once():
+    """Two redesign steps that leave latency and accuracy unchanged share one point: one label names both."""
+    import pandas as pd
+
+    from mnas.replay.report import replay_labels
+
+    points = pd.DataFrame({"phase": ["netadapt", "redesign", "redesign", "redesign"],
+                           "label": ["seed", "last_stage", "hswish80", "se_quarter"],
+                           "latency_ms": [60.0, 45.2, 45.2, 45.1], "top1": [74.0, 73.7, 73.7, 74.8]})
+    assert replay_labels(points) == [(45.2, 73.7, "last_stage, hswish80"), (45.1, 74.8, "se_quarter")]

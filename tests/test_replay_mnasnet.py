@@ -16,7 +16,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def test_variants_carry_the_papers_settings():
-    from mnas.replay_mnasnet import W, ReplayMnasnetConfig
+    from mnas.replay.mnasnet import W, ReplayMnasnetConfig
 
     m = ReplayMnasnetConfig()
     assert (m.variant, m.device, m.target_ms, m.strategy, m.trials, W) == ("mnasnet", "pixel1", 75.0, "rl", 8000, -0.07)
@@ -35,7 +35,7 @@ def test_replay_reports_found_b0_and_best_listed(tmp_path, shared_data):
     from mnas.anb import EFFICIENTNET_B0, choices_of, load_csv, network_of
     from mnas.counting import count
     from mnas.latency import get_predictor
-    from mnas.replay_mnasnet import ReplayMnasnetConfig, run_replay_mnasnet
+    from mnas.replay.mnasnet import ReplayMnasnetConfig, run_replay_mnasnet
 
     out = tmp_path / "rm"
     s = run_replay_mnasnet(ReplayMnasnetConfig(trials=40, target_ms=70.0), out, progress=False)
@@ -74,3 +74,19 @@ def test_cli_rejects_options_that_do_not_apply(tmp_path):
                        capture_output=True, text=True, cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)})
     assert r.returncode == 2 and "Traceback" not in r.stderr
     assert r.stderr.strip().count("\n") == 0 and "replay mnasnet takes no --delta" in r.stderr
+
+
+def test_rerun_keeps_the_search_time_and_plot_replay_redraws_it(tmp_path, capsys):
+    """A finished replay run again reloads its search: the summary keeps the first run's search time;
+    `mnas plot replay` redraws a MnasNet replay from its folder, every trial included."""
+    from mnas.cli import main
+    from mnas.replay.mnasnet import ReplayMnasnetConfig, run_replay_mnasnet
+
+    out = tmp_path / "rm"
+    first = run_replay_mnasnet(ReplayMnasnetConfig(trials=30, target_ms=70.0, strategy="random"), out, progress=False)
+    again = run_replay_mnasnet(ReplayMnasnetConfig(trials=30, target_ms=70.0, strategy="random"), out, progress=False)
+    assert again["search_wall_s"] == first["search_wall_s"]  # nothing was searched the second time
+    capsys.readouterr()
+    assert main(["plot", "replay", str(out), "--out", str(tmp_path / "p.png"), "--json"]) == 0
+    d = json.loads(capsys.readouterr().out)
+    assert len(d["trials"]) == 30 and (tmp_path / "p.png").stat().st_size > 5_000

@@ -47,12 +47,15 @@ EVALUATORS: dict[str, str] = {
     "table": "mnas.accuracy.table:TableEvaluator",
     "imagenet": "mnas.accuracy.imagenet:ImagenetEvaluator",
     "anb": "mnas.accuracy.anb:AnbEvaluator",
+    "ofa": "mnas.accuracy.ofa:OfaEvaluator",
 }
 
 # search space name -> the evaluator used when none is given (`mnas eval`, `mnas search`);
 # spaces not listed get "predictor", and `mnas eval` without --space gets DEFAULT_EVALUATOR.
-SPACE_EVALUATORS: dict[str, str] = {"v3_small": "imagenet", "v3_large": "imagenet", "mnasnet": "imagenet", "anb": "anb"}
+SPACE_EVALUATORS: dict[str, str] = {"v3_small": "imagenet", "v3_large": "imagenet", "mnasnet": "imagenet", "anb": "anb",
+                                     "ofa": "ofa"}
 DEFAULT_EVALUATOR = "imagenet"
+FALLBACK_EVALUATOR = "predictor"  # a space not in SPACE_EVALUATORS
 
 
 def default_evaluator(space: Any = None) -> str:
@@ -60,7 +63,7 @@ def default_evaluator(space: Any = None) -> str:
     if space is None:
         return DEFAULT_EVALUATOR
     name = getattr(space, "name", None) or Path(str(space)).stem
-    return SPACE_EVALUATORS.get(str(name), "predictor")
+    return SPACE_EVALUATORS.get(str(name), FALLBACK_EVALUATOR)
 
 REQUIRED_KEYS = ("top1", "loss", "cost_s")
 

@@ -55,9 +55,15 @@ FEATURES = (
     "se",  # fraction of blocks with squeeze-excite
     "smooth_act",  # fraction of activations (stem, blocks, head) that are h-swish or swish
     "depth",  # number of blocks / 10
+    # where the network spends its blocks: per output-stride group (blocks whose output is at 1/4 of
+    # the input or larger, 1/8, 1/16, 1/32 or smaller), the number of depthwise blocks / 4, their mean
+    # (k - 3) / 2 (uncapped: 7x7 = 2) and mean log2(expanded / input channels); 0 for an empty group.
+    # Learned from Once-for-All's predictor (see experiments/fit_imagenet_estimate.py).
+    *(f"{f}_s{g}" for g in (4, 8, 16, 32) for f in ("blocks", "kernel", "expand")),
 )
-# No network in the data has a 7x7 depthwise kernel, so a 7x7 is credited as a 5x5 (its extra latency
-# still counts in a search) rather than extrapolating the 3x3 -> 5x5 gain linearly.
+STRIDE_GROUPS = (4, 8, 16, 32)
+# The global `kernel` feature (Accel-NASBench's block term) credits a 7x7 as a 5x5 (no network in that
+# data has a 7x7); the per-group kernel features, learned on Once-for-All's 3/5/7 space, do not cap.
 KERNEL_CAP = 5
 # The block-choice features Accel-NASBench varies (its coefficients are learned there).
 BLOCK_FEATURES = ("kernel", "se", "depth")
@@ -79,10 +85,16 @@ def features(net: Network) -> np.ndarray:
     c = count(net, num_classes=1000)
     kernels, se, acts = [], [], [_smooth(net.stem.act)]
     depthwise = 0
+    groups: dict[int, list[tuple[float, float]]] = {g: [] for g in STRIDE_GROUPS}
     for layer in net.layers():
         b = layer.block
         if layer.index < 0:
             continue
+        if isinstance(b, (Bneck, DepthSep)):
+            ratio = b.exp / layer.cin if isinstance(b, Bneck) else 1.0
+            stride = net.resolution / layer.hout
+            g = next((s for s in STRIDE_GROUPS if stride <= s * 1.5), STRIDE_GROUPS[-1])
+            groups[g].append(((b.kernel - 3) / 2, math.log2(ratio)))
         if isinstance(b, Bneck):
             depthwise += 1
             kernels.append((min(b.kernel, KERNEL_CAP) - 3) / 2)
@@ -113,7 +125,14 @@ def features(net: Network) -> np.ndarray:
         float(np.mean(se)),
         float(np.mean(acts)),
         len(net.blocks) / 10,
+        *(v for g in STRIDE_GROUPS for v in _group(groups[g])),
     ], dtype=np.float64)
+
+
+def _group(blocks: list[tuple[float, float]]) -> tuple[float, float, float]:
+    if not blocks:
+        return 0.0, 0.0, 0.0
+    return len(blocks) / 4, float(np.mean([k for k, _ in blocks])), float(np.mean([e for _, e in blocks]))
 
 
 def features_many(nets: Sequence[Network]) -> np.ndarray:

@@ -331,6 +331,33 @@ def _ckpt_step(path: Path) -> int | str:
         return "?"
 
 
+def file_format(path: str | Path) -> str:
+    """What ``path`` holds, from its first bytes: ``torch`` (``torch.save``'s zip), ``legacy torch`` (a pickle,
+    as torch < 1.6 wrote), or a description of another format (``a zip archive``, ``text``, ``gzip data``, ...)."""
+    import zipfile
+
+    with open(path, "rb") as f:
+        head = f.read(16)
+    if head.startswith(b"PK\x03\x04"):
+        try:
+            with zipfile.ZipFile(path) as z:
+                names = z.namelist()
+        except (zipfile.BadZipFile, OSError):
+            return "a damaged zip archive (a torch file cut short?)"
+        return "torch" if any(n.endswith("data.pkl") for n in names) else "a zip archive of other files"
+    if len(head) > 1 and head[0] == 0x80 and 2 <= head[1] <= 5:  # a pickle's PROTO opcode
+        return "legacy torch"
+    for magic, name in ((b"\x1f\x8b", "gzip data"), (b"\x89HDF", "HDF5 data (Keras?)"), (b"\x93NUMPY", "a NumPy array"),
+                        (b"SQLite format 3", "an SQLite database"), (b"\x89PNG", "a PNG image")):
+        if head.startswith(magic):
+            return name
+    try:
+        text = head.decode("utf-8")
+    except UnicodeDecodeError:
+        return "unknown binary data"
+    return "text" if all(c.isprintable() or c in "\t\r\n" for c in text) else "unknown binary data"
+
+
 def read_checkpoint(path: str | Path, what: str = "supernet file") -> dict:
     """``torch.load(path, weights_only=True)`` of a supernet file or checkpoint, bad files as one MnasError.
 
@@ -341,6 +368,10 @@ def read_checkpoint(path: str | Path, what: str = "supernet file") -> dict:
         raise MnasError(f"{what} {path} does not exist (train one with `mnas supernet train`)")
     if path.stat().st_size == 0:
         raise MnasError(f"{what} {path} is empty (an interrupted copy?): delete it and train or copy it again")
+    fmt = file_format(path)
+    if fmt not in ("torch", "legacy torch"):
+        raise MnasError(f"{what} {path} is not a torch file (it holds {fmt}); give a supernet file written by "
+                        "`mnas supernet train`")
     try:
         saved = torch.load(path, weights_only=True, map_location="cpu")
     except (RuntimeError, EOFError, ValueError, OSError) as e:

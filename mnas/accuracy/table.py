@@ -31,7 +31,7 @@ from mnas.arch import Act, Bneck, Conv, Network, make_divisible
 from mnas.errors import MnasError
 
 REPO = Path(__file__).resolve().parents[2]
-DEFAULT_PATH = REPO.parent / "shared" / "data" / "nas_bench_macro" / "nas-bench-macro_cifar10.json"
+DEFAULT_PATH = REPO.parent / "shared" / "data" / "nas_bench_macro" / "nas-bench-macro_cifar10.json"  # developer fallback
 STAGES = (2, 3, 3)  # searchable layers per stage
 WIDTHS = (64, 128, 256)
 STEM_OUT = 32
@@ -40,8 +40,13 @@ _TABLES: dict[str, dict] = {}
 
 
 def default_path() -> Path:
+    """``$MNAS_NASBENCH_MACRO``, else the data root's copy (``mnas data fetch nasbench_macro``), else ``../shared/data``'s."""
     env = os.environ.get("MNAS_NASBENCH_MACRO")
-    return Path(env) if env else DEFAULT_PATH
+    if env:
+        return Path(env)
+    from mnas.data.registry import default_path as registry_path
+
+    return registry_path("nasbench_macro")
 
 
 def load_table(path: str | Path | None = None) -> dict[str, dict]:
@@ -52,7 +57,8 @@ def load_table(path: str | Path | None = None) -> dict[str, dict]:
         if not p.is_file():
             raise MnasError(
                 f"NAS-Bench-Macro table {p} not found: pass path=/--table-path, or set MNAS_NASBENCH_MACRO to "
-                "nas-bench-macro_cifar10.json (github.com/xiusu/NAS-Bench-Macro)"
+                "nas-bench-macro_cifar10.json (github.com/xiusu/NAS-Bench-Macro), or get it with "
+                "`mnas data fetch nasbench_macro`"
             )
         try:
             data = json.loads(p.read_text())

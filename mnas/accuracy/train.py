@@ -98,6 +98,9 @@ class TrainConfig:
     threads: int | None = None  # None: all cores
     device: str = "auto"
     channels_last: bool = True  # ~2x faster on this CPU too (benchmarks/bench_train.py)
+    # a recipe of `mnas train` (mnas/train/recipes.yaml): train on its stack, streaming image folders;
+    # None: mnasnet-proxy for imagenet-folder, this module's in-memory loop for the other datasets
+    recipe: str | None = None
 
     def check(self) -> None:
         if self.optimizer not in OPTIMIZERS:
@@ -134,10 +137,13 @@ class TrainEvaluator(Evaluator):
         unknown = sorted(set(options) - fields)
         if unknown:
             raise MnasError(f"train evaluator: unknown option(s) {', '.join(unknown)} (allowed: {', '.join(sorted(fields))})")
+        self._given = dict(options)  # what the caller set explicitly: overrides a recipe's fields
         if "val_size" not in options:  # the default depends on how many images the dataset has
             options["val_size"] = DEFAULT_VAL_SIZE.get(options.get("dataset", TrainConfig.dataset), VAL_SIZE)
         self.cfg = TrainConfig(**options)
         self.cfg.check()
+        if self.cfg.recipe is not None or self.cfg.dataset == "imagenet-folder":
+            self._recipe()  # an unknown recipe or a bad field is an error now, not at the first trial
         self.progress = progress
         self._data = None
         self._init_state: dict | None = None
@@ -153,6 +159,12 @@ class TrainEvaluator(Evaluator):
             d.pop(k)
         if d["schedule"] == "cosine":  # keys of results cached before the option existed stay valid
             d.pop("schedule")
+        d.pop("recipe")
+        if self.uses_recipe:
+            rc = self._recipe().to_dict()
+            for k in ("workers", "threads", "device", "data_dir", "channels_last", "save_every_steps", "description"):
+                rc.pop(k)
+            return {"evaluator": self.name, "recipe": rc}
         if d.pop("init_weights") is not None:
             d["init_weights_sha1"] = self._init_sha1
         return {"evaluator": self.name, **d}
@@ -189,7 +201,49 @@ class TrainEvaluator(Evaluator):
         res = self.cfg.resolution or ds.resolution
         return adapt_small_input(net.replace(resolution=res, in_channels=ds.channels), self.cfg.small_input)
 
+    # -- the `mnas train` stack (a recipe)
+    @property
+    def uses_recipe(self) -> bool:
+        return self.cfg.recipe is not None or self.cfg.dataset == "imagenet-folder"
+
+    # evaluator option -> recipe field, where one was given explicitly
+    RECIPE_FIELDS = {"dataset": "dataset", "data_dir": "data_dir", "epochs": "epochs", "steps": "steps",
+                     "batch_size": "batch_size", "optimizer": "optimizer", "lr": "lr", "weight_decay": "weight_decay",
+                     "label_smoothing": "label_smoothing", "resolution": "resolution", "small_input": "small_input",
+                     "train_size": "subset", "seed": "seed", "threads": "threads", "device": "device",
+                     "channels_last": "channels_last"}
+
+    def _recipe(self):
+        from mnas.train.recipes import recipe
+
+        name = self.cfg.recipe or "mnasnet-proxy"
+        over = {self.RECIPE_FIELDS[k]: v for k, v in self._given.items() if k in self.RECIPE_FIELDS}
+        over = {k: v for k, v in over.items() if v is not None}
+        if "lr" in over:  # an explicit lr is the rate used, at any batch
+            over["lr_batch"] = over.get("batch_size", recipe(name).batch_size)
+        if "augment" in self._given and self._given["augment"] is False:
+            over["augment"] = "none"
+        if "eval_split" in self._given or "val_size" in self._given:
+            raise MnasError("train evaluator: with a recipe, validation is the dataset's val/ split or the recipe's "
+                            "holdout (give holdout=N through the recipe, e.g. a YAML recipe file), not val_size/eval_split")
+        return recipe(name, **over)
+
+    def _evaluate_recipe(self, net: Network) -> dict:
+        import tempfile
+
+        from mnas.train.loop import train
+
+        rc = self._recipe()
+        with tempfile.TemporaryDirectory(prefix="mnas-train-trial-") as tmp:
+            s = train(net, rc, tmp, progress=False, log=lambda line: None)
+        return {"top1": s["final_top1"], "top5": s["final_top5"], "loss": s["final_loss"], "steps": s["steps"],
+                "images_per_s": s["images_per_s"], "device": s["device"], "recipe": self.cfg.recipe or "mnasnet-proxy"}
+
     def _evaluate(self, net: Network, sample: dict | None) -> dict:
+        if self.uses_recipe:
+            if self.cfg.init_weights is not None:
+                raise MnasError("train evaluator: init_weights does not combine with a recipe (fine-tune in memory)")
+            return self._evaluate_recipe(net)
         train, val, ds = self.data()
         init = self.init_state()
         trained = self.trained_network(net) if init is None else net  # inherited weights fix the architecture

@@ -27,6 +27,9 @@ COMMANDS: dict[str, str] = {
     "replay": "mnas.cli.replay",
     "plot": "mnas.cli.plot",
     "dashboard": "mnas.cli.dashboard",
+    "train": "mnas.cli.train",
+    "data": "mnas.cli.data",
+    "fidelity": "mnas.cli.fidelity",
 }
 
 
@@ -35,7 +38,15 @@ class UsageExit(SystemExit):
 
 
 class Parser(argparse.ArgumentParser):
-    """argparse that reports a bad flag in one line (and exit code 2), no usage dump."""
+    """argparse that reports a bad flag in one line (and exit code 2), no usage dump.
+
+    Abbreviations are off (``--target 15`` is an unknown flag, not ``--target-ms 15``): every
+    subcommand's parser is this class (``parser_class=``), so the rule covers them all.
+    """
+
+    def __init__(self, *args, **kwargs) -> None:
+        kwargs["allow_abbrev"] = False
+        super().__init__(*args, **kwargs)
 
     def error(self, message: str) -> None:  # type: ignore[override]
         sys.stderr.write(f"{self.prog}: error: {' '.join(message.split())} (see `{self.prog} --help`)\n")
@@ -43,15 +54,19 @@ class Parser(argparse.ArgumentParser):
 
 
 # Validation at the edge: after the subcommands register, every numeric option gets a checking
-# type by its name (a bare ``int`` still rejects negatives, a bare ``float`` nan/inf), and every
+# type by its name (a bare ``int`` or ``float`` still rejects negatives, nan and inf), and every
 # ``--out`` is checked to be a writable file or folder before any work starts.
 NUMBER_TYPES: dict[str, str] = {
     # whole numbers >= 1
     **dict.fromkeys(("trials", "steps", "classes", "rounds", "limit", "samples", "threads", "workers", "batch",
-                     "batch_size", "train_size", "val_size", "resolution", "resolutions", "image_size", "top",
-                     "finetune_steps", "port", "window"), "positive_int"),
+                     "batch_size", "train_size", "val_size", "top", "finetune_steps", "port", "window"), "positive_int"),
+    # image sides in pixels: >= 8 (the 8x8 digits are the smallest images mnas trains on)
+    **dict.fromkeys(("resolution", "resolutions", "image_size"), "image_px"),
+    "low_res": "low_res_px",  # 0 (off) or an image side >= 8
+    # random seeds: 0 ... 2**32 - 1 (every generator mnas seeds takes them)
+    **dict.fromkeys(("seed", "split_seed"), "seed_int"),
     # whole numbers >= 0
-    **dict.fromkeys(("seed", "low_res", "calibrate", "final_steps", "pretrain_steps"), "nonneg_int"),
+    **dict.fromkeys(("calibrate", "final_steps", "pretrain_steps", "warmup_steps"), "nonneg_int"),
     # finite numbers > 0
     **dict.fromkeys(("target_ms", "lr", "finetune_lr", "epochs", "budget"), "positive_float"),
     "gpus_per_trial": "nonneg_float",
@@ -62,6 +77,8 @@ NUMBER_TYPES: dict[str, str] = {
 COMMAND_NUMBER_TYPES: dict[tuple[str, ...], str] = {
     ("latency", "explain", "top"): "nonneg_int",  # 0 = every op
 }
+# options (other than --out) that name a folder mnas writes into: checked like a run folder's --out
+FOLDER_DESTS = ("work",)
 IMAGE_SUFFIXES = (".png", ".pdf", ".svg", ".jpg", ".jpeg", ".webp", ".eps", ".ps", ".tif", ".tiff")
 # what --out is, per subcommand path (a prefix matches: ("plot",) covers every plot)
 OUT_KINDS: dict[tuple[str, ...], tuple[str, tuple[str, ...] | None]] = {
@@ -71,16 +88,22 @@ OUT_KINDS: dict[tuple[str, ...], tuple[str, tuple[str, ...] | None]] = {
     ("latency", "validate"): ("dir", None),
     ("latency", "profile"): ("file", (".csv",)),
     ("latency", "import-ofa"): ("file", (".csv",)),
+    ("latency", "calibrate"): ("file", (".csv",)),
     ("supernet", "train"): ("file", (".pt",)),
     ("plot",): ("file", IMAGE_SUFFIXES),
     ("export",): ("file", None),  # the suffix must match --format: checked by the command
 }
 
 
-def _out_type(kind: str, suffixes):
+# the run a command's folder holds (--out refuses another command's; --resume names the command that resumes it)
+RUN_KINDS: dict[tuple[str, ...], str] = {("search",): "search", ("netadapt",): "netadapt", ("replay",): "replay",
+                                         ("latency", "validate"): "latency validate"}
+
+
+def _out_type(kind: str, suffixes, run: str | None = None):
     from mnas.cli.common import out_dir_type, out_file_type
 
-    return out_dir_type() if kind == "dir" else out_file_type(suffixes)
+    return out_dir_type(run) if kind == "dir" else out_file_type(suffixes)
 
 
 def _harden(parser: argparse.ArgumentParser, path: tuple[str, ...] = ()) -> None:
@@ -93,14 +116,20 @@ def _harden(parser: argparse.ArgumentParser, path: tuple[str, ...] = ()) -> None
                 _harden(child, (*path, name))
             continue
         if action.type in (int, float):
-            default = "nonneg_int" if action.type is int else "finite_float"
+            default = "nonneg_int" if action.type is int else "nonneg_float"  # signed ones are listed (alpha, beta)
             name = COMMAND_NUMBER_TYPES.get((*path, action.dest)) or NUMBER_TYPES.get(action.dest, default)
             action.type = getattr(common, name)
+        elif action.dest in FOLDER_DESTS and action.type is None:
+            action.type = _out_type("dir", None)
         elif action.dest == "out" and action.type is None:
             for prefix, (kind, suffixes) in OUT_KINDS.items():
                 if path[: len(prefix)] == prefix:
-                    action.type = _out_type(kind, suffixes)
+                    action.type = _out_type(kind, suffixes, RUN_KINDS.get(path))
                     break
+        elif action.dest == "cache" and action.type is None:
+            action.type = common.cache_file_type()
+        elif action.dest == "resume" and action.type is None and path in RUN_KINDS:
+            action.type = common.resume_dir_type(RUN_KINDS[path])
 
 
 def make_parser() -> argparse.ArgumentParser:
@@ -140,6 +169,18 @@ def _one_line(e: BaseException) -> str:
     return text if len(text) <= 1000 else text[:997] + "..."
 
 
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """A Python warning printed the way tqdm prints a line: the progress bars step aside and are redrawn
+    below it, instead of the warning being written into the middle of a bar."""
+    import warnings
+
+    text = warnings.formatwarning(message, category, filename, lineno, line).rstrip("\n")
+    if "tqdm" in sys.modules:
+        sys.modules["tqdm"].tqdm.write(text, file=file or sys.stderr)
+    else:
+        (file or sys.stderr).write(text + "\n")
+
+
 def _on_sigterm(signum, frame) -> None:
     import mnas.io
     from mnas.io import Interrupted
@@ -172,25 +213,46 @@ def main(argv: list[str] | None = None) -> int:
 
     mnas.io.last_signal = None
     old_term = old_int = None
+    import warnings
+
+    old_showwarning = warnings.showwarning
+    warnings.showwarning = _show_warning  # above a progress bar, not through it
     if threading.current_thread() is threading.main_thread():
         old_term = signal.signal(signal.SIGTERM, _on_sigterm)
         if signal.getsignal(signal.SIGINT) is signal.default_int_handler:  # not when SIGINT is ignored
             old_int = signal.signal(signal.SIGINT, _on_sigint)
+    failed = False  # refused: the run folders it made are removed if they hold no results (mnas.io.release_all)
+    stdout = sys.stdout
+    sys.stdout = _Stdout(stdout)  # type: ignore[assignment]
     try:
         parser = make_parser()
         args = parser.parse_args(argv)
         if not getattr(args, "func", None):
             parser.print_help()
             return 0 if args.command is None else 2
-        return int(args.func(args) or 0)
+        code = int(args.func(args) or 0)
+        sys.stdout.flush()  # a full stdout (`> /dev/full`) is reported here, not at interpreter exit
+        return code
     except UsageExit:
         return 2
     except MnasError as e:
+        failed = True
         sys.stderr.write(f"mnas: error: {_one_line(e)}\n")
         return e.exit_code
     except BrokenPipeError:  # `mnas arch list | head`
+        _drop_stdout()
         sys.stderr.close()
         return 0
+    except OSError as e:
+        if isinstance(e, StdoutError) or _stdout_broken():
+            sys.stderr.write(f"mnas: error: cannot write to standard output ({e.strerror or e})\n")
+            return 2
+        if e.errno in mnas.io.USER_ERRNOS:  # the environment (full disk, read-only folder), not a bug
+            failed = True
+            where = e.filename if e.filename is not None else "a file"
+            sys.stderr.write(f"mnas: error: {_one_line(mnas.io.write_error(where, e, 'cannot use'))}\n")
+            return 2
+        return _internal_error(e, debug)
     except KeyboardInterrupt as e:
         from mnas.io import Interrupted
 
@@ -198,25 +260,86 @@ def main(argv: list[str] | None = None) -> int:
         sys.stderr.write(f"mnas: {_one_line(Exception(msg))}\n")
         return 130
     except Exception as e:  # a bug: keep the traceback, but out of the user's way
-        if mnas.io.last_signal is not None and not debug:
-            # raised while a Ctrl-C/SIGTERM was being handled (matplotlib's Agg renderer turns one into
-            # `ValueError: Invalid bounding box`): it is the interrupt, not a bug
-            sys.stderr.write(f"mnas: interrupted by {mnas.io.signal_name(mnas.io.last_signal)}\n")
-            return 130
-        if debug:
-            raise
-        where = _save_traceback()
-        hint = f"traceback in {where}; " if where else ""
-        sys.stderr.write(f"mnas: internal error: {type(e).__name__}: {_one_line(e)} ({hint}rerun with MNAS_DEBUG=1 "
-                         "to print it, and please report it)\n")
-        return 1
+        return _internal_error(e, debug)
     finally:
+        if isinstance(sys.stdout, _Stdout):
+            sys.stdout = stdout
+        warnings.showwarning = old_showwarning
         if old_term is not None:
             signal.signal(signal.SIGTERM, old_term)
         if old_int is not None:
             signal.signal(signal.SIGINT, old_int)
         if "mnas.io" in sys.modules:  # the command is over: give back the run folders it claimed
-            sys.modules["mnas.io"].release_all()
+            sys.modules["mnas.io"].release_all(failed=failed)
+
+
+def _internal_error(e: Exception, debug: bool) -> int:
+    import mnas.io
+
+    if mnas.io.last_signal is not None and not debug:
+        # raised while a Ctrl-C/SIGTERM was being handled (matplotlib's Agg renderer turns one into
+        # `ValueError: Invalid bounding box`): it is the interrupt, not a bug
+        sys.stderr.write(f"mnas: interrupted by {mnas.io.signal_name(mnas.io.last_signal)}\n")
+        return 130
+    if debug:
+        raise e
+    where = _save_traceback()
+    hint = f"traceback in {where}; " if where else ""
+    sys.stderr.write(f"mnas: internal error: {type(e).__name__}: {_one_line(e)} ({hint}rerun with MNAS_DEBUG=1 "
+                     "to print it, and please report it)\n")
+    return 1
+
+
+class StdoutError(OSError):
+    """Standard output refused what was printed (``mnas arch list > /dev/full``)."""
+
+
+class _Stdout:
+    """``sys.stdout`` during a command: a failed write raises :class:`StdoutError` (one line, exit 2)."""
+
+    def __init__(self, stream) -> None:
+        self._stream = stream
+
+    def _guard(self, call, *args):
+        try:
+            return call(*args)
+        except BrokenPipeError:
+            raise
+        except OSError as e:
+            _drop_stdout(self._stream)
+            raise StdoutError(e.errno, e.strerror or str(e)) from None
+
+    def write(self, text: str) -> int:
+        return self._guard(self._stream.write, text)
+
+    def flush(self) -> None:
+        self._guard(self._stream.flush)
+
+    def __getattr__(self, name: str):
+        return getattr(self._stream, name)
+
+
+def _drop_stdout(stream=None) -> None:
+    """Point ``stream``'s file (stdout) at /dev/null, so the interpreter's final flush of what is buffered cannot fail."""
+    import os
+
+    try:
+        target = (stream or sys.stdout).fileno()
+        fd = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(fd, target)
+        os.close(fd)
+    except (OSError, ValueError, AttributeError):  # not a real file (a test's capture)
+        pass
+
+
+def _stdout_broken() -> bool:
+    """Whether standard output cannot take what was printed (``> /dev/full``); if so it is dropped."""
+    try:
+        sys.stdout.flush()
+    except OSError:
+        _drop_stdout()
+        return True
+    return False
 
 
 if __name__ == "__main__":  # pragma: no cover

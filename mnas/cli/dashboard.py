@@ -49,6 +49,10 @@ def run_storage(run: str | Path):
         from optuna.storages import JournalStorage
         from optuna.storages.journal import JournalFileBackend
 
+        from mnas.search.storage import verify_journal
+
+        verify_journal(journal, use="show")  # a damaged line: one error naming it, not a traceback
+
         return JournalStorage(JournalFileBackend(str(journal)))
     if (run / "trials.db").is_file():
         from mnas.io import check_trials_db
@@ -82,7 +86,16 @@ def cmd_dashboard(args) -> int:
     try:
         server = make_server(args.host, args.port, app, handler_class=Quiet)
     except OSError as e:
-        raise MnasError(f"cannot listen on {args.host}:{args.port} ({e.strerror or e}): choose another --port") from None
+        import errno
+        import socket
+
+        if isinstance(e, socket.gaierror) or e.errno in (errno.EADDRNOTAVAIL, errno.EAFNOSUPPORT):
+            fix = "--host must be an address of this machine (127.0.0.1, 0.0.0.0 or a name that resolves to one)"
+        elif e.errno == errno.EACCES:
+            fix = "ports below 1024 need root: choose a --port of 1024 or more"
+        else:
+            fix = "choose another --port"
+        raise MnasError(f"cannot listen on {args.host}:{args.port} ({e.strerror or e}): {fix}") from None
     print(f"optuna-dashboard for {args.run}: http://{args.host}:{server.server_port}/  (Ctrl-C to stop)", flush=True)
     try:
         server.serve_forever()

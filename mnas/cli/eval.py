@@ -1,15 +1,17 @@
-"""`mnas eval ARCH`: one architecture's accuracy from any evaluator (train, supernet, predictor, table)."""
+"""`mnas eval ARCH`: one architecture's accuracy from any registered evaluator (imagenet, anb, table, predictor, ...)."""
 
 from __future__ import annotations
 
-from mnas.cli.common import add_json_flag, print_json
+from mnas.accuracy.base import DEFAULT_EVALUATOR
+from mnas.cli.common import add_json_flag, print_json, space_evaluator_help
 from mnas.registries import evaluators, listing, spaces
 
 DATASETS = ("cifar10", "cifar10-folder", "digits", "imagenet-folder")
 
 
 def register(sub) -> None:
-    p = sub.add_parser("eval", help="accuracy of one architecture: proxy training, supernet, predictor or benchmark table")
+    p = sub.add_parser("eval", help="accuracy of one architecture from any evaluator: estimate, surrogate, benchmark table, "
+                                      "predictor, supernet or proxy training")
     p.add_argument("arch", metavar="ARCH", nargs="?", default=None,
                    help="reference name, file, text form, or the space's compact encoding (e.g. 22212220)")
     p.add_argument("--batch", metavar="FILE", default=None,
@@ -18,19 +20,23 @@ def register(sub) -> None:
                    "a bad line is an error naming its line number")
     p.add_argument("--space", default=None, help=f"search space: {listing(spaces())}, or a YAML file (needed for compact encodings, predictor, supernet)")
     p.add_argument("--evaluator", "-e", choices=evaluators(), default=None,
-                   help="train (proxy training), supernet, predictor (instant, offline), table (NAS-Bench-Macro), "
-                   "imagenet (estimated ImageNet top-1; the default without --space and for v3_small/v3_large/mnasnet)")
+                   help="imagenet (estimated ImageNet top-1), anb (Accel-NASBench surrogate), table (a benchmark's "
+                   "measured top-1: NAS-Bench-Macro, or Accel-NASBench with --space anb), predictor (instant, offline), "
+                   "supernet (weight sharing), train (proxy training), or any registered one "
+                   f"(default: {DEFAULT_EVALUATOR} without --space, else the space's own: {space_evaluator_help()})")
     p.add_argument("--dataset", choices=DATASETS, default=None, help="train/supernet: dataset (default cifar10-folder)")
-    p.add_argument("--data-dir", default=None, help="dataset folder or archive (cifar10-folder default: ../shared/data/cifar10/cifar10_jpg.tar.gz)")
+    p.add_argument("--data-dir", default=None, help="dataset folder or archive (default: $MNAS_CIFAR10 or the data root's; `mnas data list` shows where)")
     p.add_argument("--epochs", type=float, default=None, help="train: epochs")
     p.add_argument("--steps", type=int, default=None, help="train: optimizer steps (overrides --epochs)")
-    p.add_argument("--resolution", type=int, default=None, help="train: input resolution (default: the dataset's)")
+    p.add_argument("--resolution", type=int, default=None,
+                   help="train: input resolution (default: the dataset's); other evaluators: the network's input size "
+                        "(default: the network's own)")
     p.add_argument("--train-size", type=int, default=None, help="train: a stratified subset of the training split")
     p.add_argument("--seed", type=int, default=None)
     p.add_argument("--threads", type=int, default=None, help="train: CPU threads (default: all cores)")
     p.add_argument("--model", default=None, help="predictor: a fitted model (.json); default the space's shipped one")
-    p.add_argument("--table-path", default=None, help="table: nas-bench-macro_cifar10.json (default ../shared/data/nas_bench_macro/, or "
-                   "$MNAS_NASBENCH_MACRO) or, with --space anb, accel_nasbench.csv (default ../shared/data/accel_nasbench/, or $MNAS_ANB_CSV)")
+    p.add_argument("--table-path", default=None, help="table: nas-bench-macro_cifar10.json (default $MNAS_NASBENCH_MACRO or the data root's) or, with --space anb, "
+                   "accel_nasbench.csv (default $MNAS_ANB_CSV or the data root's); `mnas data fetch NAME` installs them")
     p.add_argument("--cache", default=None, help="SQLite file that keeps results across runs")
     p.add_argument("--option", "-o", action="append", default=[], metavar="KEY=VALUE",
                    help="any other evaluator option (repeatable), e.g. -o batch_size=64")
@@ -43,12 +49,13 @@ def resolve(spec: str, space):
     from mnas.errors import MnasError
     from mnas.resolve import load_arch
 
-    if space is not None and space.is_code(spec):
+    # digits alone are never a network's name or text form: in a space, a wrong length is a malformed code
+    if space is not None and (space.is_code(spec) or spec.strip().isdigit()):
         try:
             sample = space.decode_string(spec)
         except MnasError:
-            if getattr(space, "encoding", None) is not None:
-                raise  # a grouped encoding (anb): the error names the group and its allowed values
+            if getattr(space, "encoding", None) is not None or spec.strip().isdigit():
+                raise  # a grouped encoding (anb), or digits alone: the error names what is wrong with the code
             sample = None
         if sample is not None:
             return space.decode(sample), sample
@@ -84,7 +91,9 @@ def read_batch(path: str, space) -> list[tuple[int, str, object, dict | None, st
     else:
         p = Path(path)
         if not p.is_file():
-            raise MnasError(f"--batch {path}: no such file (one architecture per line; '-' reads stdin)")
+            from mnas.io import not_a_file
+
+            raise MnasError(f"--batch {not_a_file(p, 'one architecture per line; - reads stdin')}")
         try:
             text, where = p.read_text(), str(p)
         except UnicodeDecodeError:
@@ -148,6 +157,9 @@ def run_batch(ev, batch, space) -> int:
 
 def cmd_eval(args) -> int:
     import math
+    from typing import cast
+
+    from mnas.arch import Network
 
     from mnas.accuracy import get_evaluator
     from mnas.errors import MnasError
@@ -174,6 +186,20 @@ def cmd_eval(args) -> int:
         from mnas.accuracy.base import default_evaluator
 
         args.evaluator = default_evaluator(space)
+    from mnas.cli.common import check_options, evaluator_option_spec
+
+    spec = evaluator_option_spec(args.evaluator)
+    if "resolution" in options and "resolution" not in spec and "resolution" not in parse_options(args.option):
+        # an evaluator of the network as it is (an estimate, a table): --resolution sets the network's input size
+        res = options.pop("resolution")
+        if batch is not None:
+            batch = [(i, s_, cast(Network, n).with_resolution(res), None, None) for i, s_, n, _, _ in batch]
+        else:
+            net, sample = net.with_resolution(res), None
+    given = parse_options(args.option)
+    flag_of = {v: k for k, v in (("table_path", "path"),)}
+    check_options(f"the {args.evaluator} evaluator", options, evaluator_option_spec(args.evaluator),
+                  lambda k: f"-o {k}={given[k]!r}" if k in given else f"--{flag_of.get(k, k).replace('_', '-')}")
     ev = get_evaluator(args.evaluator, space=space, **options)
     if batch is not None:
         return run_batch(ev, batch, space)

@@ -23,6 +23,7 @@ def register(sub) -> None:
     pp.add_argument("--device", required=True, help="device name (see `mnas latency list`) or a table file")
     pp.add_argument("--resolution", type=int, default=None)
     pp.add_argument("--classes", type=int, default=1000)
+    pp.add_argument("--space", default=None, help="search space whose compact encodings NAME may be (e.g. anb)")
     pp.add_argument("--ops", action="store_true", help="also show every op's key and latency")
     add_json_flag(pp)
     pp.set_defaults(func=cmd_predict)
@@ -32,7 +33,8 @@ def register(sub) -> None:
     pe.add_argument("--device", required=True, help="device name (see `mnas latency list`) or a table file")
     pe.add_argument("--resolution", type=int, default=None)
     pe.add_argument("--classes", type=int, default=1000)
-    pe.add_argument("--top", type=int, default=0, metavar="N", help="show only the N most expensive ops (default all)")
+    pe.add_argument("--space", default=None, help="search space whose compact encodings NAME may be (e.g. anb)")
+    pe.add_argument("--top", type=int, default=0, metavar="N", help="show only the N most expensive ops (default 0: all)")
     add_json_flag(pe)
     pe.set_defaults(func=cmd_explain)
 
@@ -86,7 +88,7 @@ def register(sub) -> None:
     pv.add_argument("--engine", choices=("onnxruntime", "torch"), default=None, help="default: the table's engine")
     pv.add_argument("--seed", type=int, default=1, help="sampling seed (calibration uses seed 0)")
     pv.add_argument("--rounds", type=int, default=8,
-                    help="interleaved measuring rounds per network (default 8, as calibration; raise it to resume with more)")
+                    help="interleaved measuring rounds per network (default 8; raise it to resume with more)")
     pv.add_argument("--out", default=None, help="folder for the CSV and scatter PNG (default runs/latency_validate/DEVICE)")
     add_json_flag(pv)
     pv.set_defaults(func=cmd_validate)
@@ -95,6 +97,7 @@ def register(sub) -> None:
     pi.add_argument("yaml", help="OFA *_lookup_table.yaml")
     pi.add_argument("--device", required=True, help="name of the new table")
     pi.add_argument("--out", default=None, help="table file (default latency_tables/DEVICE.csv)")
+    add_json_flag(pi)
     pi.set_defaults(func=cmd_import_ofa)
     p.set_defaults(func=lambda a: p.print_help())
 
@@ -127,14 +130,24 @@ def cmd_list(args) -> int:
     return 0
 
 
+def _space(name: str | None):
+    """The search space ``--space`` names (its compact encodings are then accepted as NAME), or None."""
+    if name is None:
+        return None
+    from mnas.space import load_space
+
+    return load_space(name)
+
+
 def cmd_predict(args) -> int:
     from mnas.latency import get_predictor
     from mnas.resolve import load_arch
 
     pred = get_predictor(args.device, num_classes=args.classes)
+    space = _space(args.space)
     out = []
     for spec in args.arch:
-        net = load_arch(spec, args.resolution)
+        net = load_arch(spec, args.resolution, space)
         d = {"arch": spec, "resolution": net.resolution, "device": pred.device, "latency_ms": pred.predict(net)}
         if args.ops:
             d["ops"] = [{"key": k, "ms": v} for k, v in pred.op_breakdown(net)]
@@ -173,7 +186,7 @@ def cmd_explain(args) -> int:
     if args.top < 0:
         raise MnasError(f"--top must be >= 0, got {args.top}")
     pred = get_predictor(args.device, num_classes=args.classes)
-    net = load_arch(args.arch, args.resolution)
+    net = load_arch(args.arch, args.resolution, _space(args.space))
     res = {"arch": args.arch, **explain(net, pred)}
     rows = res["ops"]
     if args.top:
@@ -203,6 +216,27 @@ def _default_out(device: str, out: str | None) -> Path:
     return Path("latency_tables") / f"{device}.csv"
 
 
+def _refuse_other_table(out: Path, command: str, same) -> None:
+    """``out`` may be replaced only if it is missing or a table this command would write again (``same(meta)``):
+    never a shipped table, another device's table or a file that is no table."""
+    from mnas.latency.table import SHIPPED_DIR, load_table
+
+    if not out.exists():
+        return
+    if out.resolve().parent == SHIPPED_DIR.resolve():
+        raise MnasError(f"--out {out} is a table shipped with mnas; {command} does not replace it: give another --out "
+                        "(or another --device)")
+    try:
+        meta = load_table(out).meta
+    except MnasError:
+        raise MnasError(f"--out {out} exists and is not a latency table; {command} does not replace it: give another "
+                        "--out") from None
+    if not same(meta):
+        raise MnasError(f"--out {out} holds another table (device {meta.get('device')!r}, "
+                        f"{meta.get('engine') or meta.get('source') or 'other source'}); {command} does not replace it: "
+                        "give another --out, or delete the file")
+
+
 def _nets_from_specs(specs: list[str], resolutions: list[int] | None):
     from mnas import zoo
     from mnas.resolve import load_arch
@@ -229,12 +263,15 @@ def cmd_profile(args) -> int:
 
     out = _default_out(args.device, args.out)
     runner = profiler.Runner(args.engine, threads=args.threads, budget_s=args.budget, stat=args.stat, clock=args.clock)
-    table = profiler.open_table(out, args.device, runner)
-    if args.space:
+    if args.space:  # every input resolved before the table file is made: a refused command writes nothing
         from mnas.space import load_space
 
-        ops, cal_nets, cal_names = [], [], []
         given = [load_space(spec) for spec in args.space]
+    else:
+        nets, labels = _nets_from_specs(args.arch, args.resolutions)
+    table = profiler.open_table(out, args.device, runner)
+    if args.space:
+        ops, cal_nets, cal_names = [], [], []
         for sp in given:
             ops += profiler.space_ops(sp, args.resolutions, args.classes)
         # calibrate on the given spaces and on those calibrated before, so all points are measured together
@@ -252,7 +289,6 @@ def cmd_profile(args) -> int:
         table.save()
         ops = list({op.key: op for op in ops}.values())
     else:
-        nets, labels = _nets_from_specs(args.arch, args.resolutions)
         ops = profiler.distinct_ops(nets, num_classes=args.classes)
         step = max(1, len(nets) // max(1, args.calibrate)) if args.calibrate else 0
         cal_nets = nets[::step][: args.calibrate] if step else []
@@ -263,7 +299,9 @@ def cmd_profile(args) -> int:
     complete = all(op.key in table for op in ops)
     corr = None
     if complete and cal_nets:
-        corr = profiler.calibrate(table, cal_nets, runner, names=cal_names, num_classes=args.classes)
+        from mnas.latency.calibration import calibrate
+
+        corr = calibrate(table, cal_nets, runner, names=cal_names, num_classes=args.classes)
     result = {"table": str(out), "device": args.device, "ops": len(ops), "measured_now": measured,
               "complete": complete, "correction": corr}
     if args.json:
@@ -468,6 +506,11 @@ def cmd_import_ofa(args) -> int:
 
     table = load_ofa_table(args.yaml)
     table.meta["device"] = args.device
-    out = table.save(_default_out(args.device, args.out))
+    target = _default_out(args.device, args.out)
+    _refuse_other_table(target, "import-ofa", lambda meta: meta.get("source") == table.meta.get("source"))
+    out = table.save(target)
+    if args.json:
+        print_json({"table": str(out), "device": args.device, "ops": len(table), "source": str(args.yaml)})
+        return 0
     print(f"{out}: {len(table)} ops imported from {args.yaml}")
     return 0

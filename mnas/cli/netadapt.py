@@ -6,6 +6,9 @@ from mnas.cli.common import add_json_flag, print_json
 from mnas.registries import devices, evaluators, listing
 
 # flags that define a run (saved in its config.yaml); --resume refuses them
+# the command line's defaults where they differ from NetAdaptConfig's (the library's default data is the
+# offline `digits`; a user's run trains on CIFAR-10)
+CLI_DEFAULTS = {"dataset": "cifar10-folder"}
 RUN_FLAGS = ("arch", "device", "target_ms", "evaluator", "eval_option", "dataset", "data_dir", "image_size", "budget",
              "select", "delta", "pretrain_steps", "finetune_steps", "final_steps", "batch_size", "train_size",
              "val_size", "lr", "finetune_lr", "seed")
@@ -77,10 +80,29 @@ def make_config(args):
                                            "delta", "pretrain_steps", "finetune_steps", "final_steps", "batch_size",
                                            "train_size", "val_size", "lr", "finetune_lr", "seed")
              if getattr(args, k) is not None}
-    given.setdefault("dataset", "cifar10-folder")
+    for k, v in CLI_DEFAULTS.items():
+        given.setdefault(k, v)
     device = args.device if not Path(args.device).is_file() else str(Path(args.device).resolve())
+    options = _options(args.eval_option)
+    evaluator = args.evaluator or "finetune"
+    if evaluator == "finetune":
+        if options:
+            raise MnasError("--eval-option sets an option of a scoring --evaluator (`mnas eval`); the default, "
+                            "finetune, takes none (its settings are --finetune-steps, --finetune-lr, --batch-size, ...): "
+                            "add --evaluator NAME or drop --eval-option")
+    else:
+        from mnas.cli.common import check_options, evaluator_option_spec
+
+        check_options(f"the {evaluator} evaluator", options, evaluator_option_spec(evaluator),
+                      lambda k: f"--eval-option {k}={options[k]!r}")
+        unused = [f"--{k.replace('_', '-')}" for k in ("pretrain_steps", "finetune_steps", "final_steps", "finetune_lr",
+                                                       "lr", "image_size") if getattr(args, k) is not None]
+        if unused:
+            raise MnasError(f"{', '.join(unused)} set NetAdapt's fine-tuning, which --evaluator {evaluator} replaces "
+                            f"(it scores proposals without training them): drop {', '.join(unused)}, or use "
+                            "--evaluator finetune")
     return NetAdaptConfig(arch=str(net), device=device, target_ms=args.target_ms,
-                          evaluator_options=_options(args.eval_option), **given)
+                          evaluator_options=options, **given)
 
 
 def cmd_netadapt(args) -> int:

@@ -80,9 +80,34 @@ def cmd_replay(args) -> int:
     from mnas.replay import plot_replay, reference_points, replay_points
 
     run = _run_dir(args.run)
+    if _is_mnasnet_replay(run):
+        from mnas.replay.mnasnet import replot
+
+        out, done = replot(run, args.out)
+        keep = [c for c in ("number", "accuracy", "latency_ms", "reward", "arch") if c in done.columns]
+        return _done(Path(out), "trials", len(done), args.json, _records(done[keep]))
     points, refs = replay_points(run), reference_points(run)
-    out = plot_replay(points, refs, args.out or run / "replay.png", title=f"replay: {run.name}")
+    evaluator = _replay_evaluator(run)
+    out = plot_replay(points, refs, args.out or run / "replay.png", title=f"replay: {run.name}", evaluator=evaluator)
     return _done(Path(out), "points", len(points), args.json, _records(points.drop(columns=["arch"])))
+
+
+def _is_mnasnet_replay(run: Path) -> bool:
+    import json
+
+    try:
+        return json.loads((run / "summary.json").read_text()).get("replay") == "mnasnet"
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
+def _replay_evaluator(run: Path) -> str | None:
+    """The evaluator a replay scored with (its config.yaml), for the axis label."""
+    from mnas.io import load_yaml_file
+
+    cfg = run / "config.yaml"
+    data = load_yaml_file(cfg, "replay config YAML") if cfg.is_file() else None
+    return data.get("evaluator") if isinstance(data, dict) else None
 
 
 def _run_device(run: Path) -> str | None:
@@ -94,6 +119,14 @@ def _run_device(run: Path) -> str | None:
         return None
     data = load_yaml_file(cfg, "search config YAML")
     return data.get("device") if isinstance(data, dict) else None
+
+
+def _run_config(run: Path):
+    """A search run's :class:`~mnas.search.config.SearchConfig` (its config.yaml), or None without one."""
+    from mnas.search.config import SearchConfig
+
+    cfg = run / "config.yaml"
+    return SearchConfig.load(cfg) if cfg.is_file() else None
 
 
 def _warn_if_short(run: Path, n_table: int) -> None:
@@ -134,15 +167,37 @@ def cmd_pareto(args) -> int:
         front = pareto_front(load_trials(r))
         keep = [c for c in ("number", ACC, LAT, "madds", "params", "reward", "arch") if c in front.columns]
         fronts.append({"run": str(r), "trials": len(load_trials(r)), "front": _records(front[keep])})
-    refs = None
-    if device:
-        from mnas.latency import get_predictor
-        from mnas.run import zoo_references
+    out = args.out or runs[0] / "pareto.png"
+    config = _run_config(runs[0])
+    drawn: dict = {}
+    if config is None or not device:  # a bare trials table: its points and fronts alone
+        refs = None
+        if device:
+            from mnas.latency import get_predictor
+            from mnas.run import zoo_references
 
-        refs = zoo_references(get_predictor(device))
-    out = plot_pareto(runs, args.out or runs[0] / "pareto.png", device=device, references=refs)
+            refs = zoo_references(get_predictor(device))
+        out = plot_pareto(runs, out, device=device, references=refs, data_out=drawn)
+    else:
+        from mnas.latency import get_predictor
+        from mnas.run import INSTANT_EVALUATORS, build_evaluator
+        from mnas.search.runner import plot_search_pareto
+
+        config.device = device
+        evaluator = None
+        if config.evaluator in INSTANT_EVALUATORS:
+            try:
+                evaluator = build_evaluator(config.evaluator, config.evaluator_options, config.space)
+            except MnasError:  # e.g. a benchmark file no longer where it was: the references go unscored
+                evaluator = None
+        out = plot_search_pareto(config, runs, Path(out), predictor=get_predictor(device), evaluator=evaluator,
+                                 multi_objective=config.reward == "pareto", data_out=drawn)
     if args.json:
-        print_json({"plot": str(out), "device": device, "runs": fronts})
+        refs_drawn = drawn.get("references")
+        print_json({"plot": str(out), "device": device, "runs": fronts, "ylabel": drawn.get("ylabel"),
+                    "title": drawn.get("title"), "target_ms": drawn.get("target_ms"), "chosen": drawn.get("chosen"),
+                    "references": [] if refs_drawn is None else _records(refs_drawn),
+                    "references_left_out": drawn.get("left_out", [])})
     else:
         for f in fronts:
             print(f"{f['run']}: {f['trials']} trials, {len(f['front'])} on the Pareto front")

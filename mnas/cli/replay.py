@@ -18,9 +18,9 @@ def register(sub) -> None:
     p.add_argument("replay", choices=("v3-large", "v3-small", "mnasnet"),
                    help="which network's discovery to replay (mnasnet: MnasNet's search stage on Accel-NASBench, "
                         "mnas/replay/mnasnet.py)")
-    p.add_argument("--variant", choices=("mnasnet", "efficientnet"), default="mnasnet",
+    p.add_argument("--variant", choices=("mnasnet", "efficientnet"), default=None,
                    help="mnasnet only: 75 ms on pixel1 (MnasNet) or 400 M multiply-adds on madds (EfficientNet-B0)")
-    p.add_argument("--budget", choices=("smoke", "default", "paper"), default="default",
+    p.add_argument("--budget", choices=("smoke", "default", "paper"), default=None,
                    help="smoke (seconds), default (under a minute on 2 cores: 800 search trials and NetAdapt "
                         "scored by the imagenet estimate), "
                         "paper (real training / fine-tuning, Ray)")
@@ -44,6 +44,12 @@ def register(sub) -> None:
     p.set_defaults(func=cmd_replay)
 
 
+def parse_eval_options(args) -> dict:
+    from mnas.run import parse_options
+
+    return parse_options(args.eval_option, "--eval-option")
+
+
 def make_config(args):
     from pathlib import Path
 
@@ -58,15 +64,40 @@ def make_config(args):
                         evaluator_options=parse_options(args.eval_option, "--eval-option"), **given)
 
 
+# the flags each replay does not read (given one, the command is refused: it would change nothing)
+UNUSED: dict[str, tuple[str, ...]] = {
+    "v3-large": ("variant", "trials", "strategy"),  # no search phase: MnasNet-A1 is the seed
+    "v3-small": ("variant",),
+    "mnasnet": ("budget", "eval_option"),  # the search stage alone, scored by the anb surrogate
+}
+
+
+def check_flags(args) -> None:
+    from mnas.errors import MnasError
+
+    given = [f"--{k.replace('_', '-')}" for k in UNUSED.get(args.replay, ()) if getattr(args, k, None) not in (None, [])]
+    if given:
+        raise MnasError(f"replay {args.replay} does not use {', '.join(given)} (see `mnas replay --help`): drop "
+                        f"{'it' if len(given) == 1 else 'them'}")
+
+
 def cmd_replay(args) -> int:
     from mnas.replay import run_replay
 
+    check_flags(args)
     if args.replay == "mnasnet":  # MnasNet's search stage: its own module (H4)
         from mnas.replay.mnasnet import cmd_replay_mnasnet
 
+        args.variant = args.variant or "mnasnet"
         return cmd_replay_mnasnet(args)
 
+    args.budget = args.budget or "default"
     config = make_config(args)
+    from mnas.cli.common import check_options, evaluator_option_spec
+
+    options = parse_eval_options(args)
+    check_options(f"the {config.evaluator} evaluator", options, evaluator_option_spec(config.evaluator),
+                  lambda k: f"--eval-option {k}={options[k]!r}")
     out = args.out or f"runs/replay-{args.replay}-{args.budget}"
     try:
         summary = run_replay(config, out, progress=not (args.no_progress or args.json))

@@ -7,9 +7,10 @@
 
 from __future__ import annotations
 
-from mnas.cli.common import add_json_flag, print_json
+from mnas.cli.common import add_json_flag, print_json, space_evaluator_help
 from mnas.registries import devices, evaluators, listing, spaces, strategies
 from mnas.errors import MnasError
+from mnas.search.config import SPACE_REWARDS
 
 # flag dest -> SearchConfig field (flags left at None do not override the config file)
 _FIELDS = ("target_ms", "space", "layerwise", "device", "evaluator", "dataset", "data_dir", "strategy", "trials",
@@ -30,8 +31,7 @@ def register(sub) -> None:
     p.add_argument("--layerwise", action="store_true", default=None, help="per-layer choices instead of per-stage")
     p.add_argument("--device", default=None, help=f"latency table: {listing(devices())}, or a table file (default pixel1)")
     p.add_argument("--evaluator", default=None, choices=evaluators(),
-                   help="accuracy signal (default: imagenet, the estimated ImageNet top-1, on v3_small/v3_large/mnasnet; "
-                   "predictor elsewhere)")
+                   help=f"accuracy signal (default: the space's own: {space_evaluator_help()})")
     p.add_argument("--evaluator-option", action="append", default=[], metavar="KEY=VALUE",
                    help="evaluator option (repeatable), e.g. epochs=3")
     p.add_argument("--dataset", default=None, help="dataset for the train/supernet evaluators")
@@ -40,7 +40,8 @@ def register(sub) -> None:
     p.add_argument("--strategy-option", action="append", default=[], metavar="KEY=VALUE",
                    help="strategy option (repeatable), e.g. population_size=50")
     p.add_argument("--trials", type=int, default=None, help="number of completed trials to reach (default 300)")
-    p.add_argument("--reward", default=None, help="soft, hard, v3-small, pareto or custom (default v3-small)")
+    p.add_argument("--reward", default=None, help="soft, hard, v3-small, pareto or custom (default v3-small; on "
+                   f"{', '.join(SPACE_REWARDS)}: soft, MnasNet's)")
     p.add_argument("--alpha", type=float, default=None, help="reward exponent at or below the target (custom)")
     p.add_argument("--beta", type=float, default=None, help="reward exponent above the target (custom)")
     p.add_argument("--seed", type=int, default=None, help="strategy seed (default 0)")
@@ -104,7 +105,68 @@ def config_from_args(args):
     if cfg.target_ms is None and cfg.reward != "pareto":
         raise MnasError(f"reward {cfg.reward!r} needs a latency target: add --target-ms MS (e.g. --target-ms 15) "
                         "or use --reward pareto")
+    source = args.config or (str(Path(args.resume) / CONFIG_FILE) if args.resume else None)
+    check_run_options(cfg, evo, sto, source)
+    if args.resume:  # a damaged journal is refused before the run's settings are touched
+        from mnas.search.storage import JOURNAL_FILE, is_journal, journal_path, verify_journal
+
+        journal = journal_path(cfg.storage) if is_journal(cfg.storage) else Path(args.resume) / JOURNAL_FILE
+        if journal.is_file():
+            verify_journal(journal, table=Path(args.resume) / "trials.csv")
     return cfg
+
+
+def check_run_options(cfg, evo: dict, sto: dict, source: str | None) -> None:
+    """At parse time, before a run folder exists: option values, options the run does not use, conflicting flags."""
+    from mnas.cli.common import check_options, evaluator_option_spec, strategy_option_spec
+
+    def origin(flag: str, field: str, given: dict):
+        return lambda k: f"{flag} {k}={given[k]!r}" if k in given else f"{source}: {field}.{k}"
+
+    check_options(f"strategy {cfg.strategy!r}", cfg.strategy_options, strategy_option_spec(cfg.strategy),
+                  origin("--strategy-option", "strategy_options", sto))
+    check_options(f"the {cfg.evaluator} evaluator", cfg.evaluator_options, evaluator_option_spec(cfg.evaluator),
+                  origin("--evaluator-option", "evaluator_options", evo))
+    probe_strategy(cfg.strategy, cfg.strategy_options, seed=cfg.seed, multi_objective=cfg.reward == "pareto",
+                   reward=cfg.reward)
+    if cfg.backend != "ray":
+        unused = [f"--{k.replace('_', '-')}" for k, default in (("address", None), ("gpus_per_trial", 0.0))
+                  if getattr(cfg, k) != default]
+        if unused:
+            raise MnasError(f"{' and '.join(unused)} only appl{'y' if len(unused) > 1 else 'ies'} with --backend ray (trials run here, on this "
+                            f"machine's CPUs): add --backend ray or drop {' and '.join(unused)}")
+    if cfg.reward != "custom" and (cfg.alpha is not None or cfg.beta is not None):
+        raise MnasError(f"--alpha/--beta set the exponents of --reward custom; reward {cfg.reward!r} has its own: "
+                        "add --reward custom or drop them")
+
+
+def probe_strategy(name: str, options: dict, *, seed: int, multi_objective: bool, reward: str) -> None:
+    """Build strategy ``name`` once on a two-option space, so its own checks (ranges, single objective) refuse a
+    bad setting now rather than after the run folder is made."""
+    from optuna.distributions import CategoricalDistribution
+
+    from mnas.search.strategies import get_strategy
+
+    try:
+        get_strategy(name, {"probe": CategoricalDistribution([0, 1])}, seed=seed, multi_objective=multi_objective,
+                     options=options)
+    except MnasError as e:
+        if multi_objective and "objective" in str(e):
+            from mnas.registries import strategies
+
+            ok = []
+            for other in strategies():
+                try:
+                    get_strategy(other, {"probe": CategoricalDistribution([0, 1])}, seed=0, multi_objective=True)
+                    ok.append(other)
+                except Exception:
+                    continue
+            raise MnasError(f"--reward {reward} (accuracy and latency, a Pareto front) needs a multi-objective "
+                            f"strategy; --strategy {name} optimises one number: use --strategy "
+                            f"{' or '.join(ok) or 'tpe'}, or a scalar --reward (soft, hard, v3-small)") from None
+        raise
+    except Exception:  # a strategy that needs a real space to be built: its checks run when the search starts
+        return
 
 
 # what a resumed search's trials mean (README: "Failures, interrupts and resuming")
@@ -144,10 +206,11 @@ def cmd_search(args) -> int:
     print()
     acc_head = "est. ImageNet top-1" if cfg.evaluator == "imagenet" else "acc"
     aw = max(6, len(acc_head))
-    print(f"{'#':>2}  {'latency':>9}  {acc_head:>{aw}}  {'madds':>8}  {'params':>9}  {'reward':>8}  architecture")
+    cw = max([4] + [len(t.get("code") or "") for t in res.top])
+    print(f"{'#':>2}  {'latency':>9}  {acc_head:>{aw}}  {'madds':>8}  {'params':>9}  {'reward':>8}  {'code':<{cw}}  architecture")
     for t in res.top:
         print(f"{t['rank']:>2}  {t['latency_ms']:>7.2f}ms  {t['accuracy']:>{aw}.2f}  {t['madds'] / 1e6:>7.1f}M  "
-              f"{t['params'] / 1e6:>8.2f}M  {t['reward']:>8.3f}  {t['arch']}")
+              f"{t['params'] / 1e6:>8.2f}M  {t['reward']:>8.3f}  {t.get('code') or '-':<{cw}}  {t['arch']}")
     print()
     print(f"run folder: {res.run_dir}  (config.yaml, trials.csv/.parquet, "
           f"{'trials.journal' if (res.run_dir / 'trials.journal').exists() else 'trials.db'}, top/*.yaml, pareto.png)")

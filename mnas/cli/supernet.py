@@ -76,9 +76,14 @@ def _check_existing(out, wanted: dict) -> None:
     side = _settings_path(out)
     fix = f"choose another --out, or delete {out} to train it anew"
     if out.is_file():
+        from mnas.accuracy.supernet_train import file_format
+
+        fmt = file_format(out)
+        if fmt not in ("torch", "legacy torch"):
+            raise MnasError(f"--out {out} exists and is not a supernet file (it holds {fmt}); {fix}")
         try:
             record = torch.load(out, weights_only=True, map_location="cpu")
-        except Exception as e:  # not a torch file at all
+        except Exception as e:  # a torch file of other objects, or a damaged one
             raise MnasError(f"--out {out} exists and is not a supernet file ({type(e).__name__}); {fix}") from None
         if not isinstance(record, dict) or "model" not in record or "config" not in record:
             raise MnasError(f"--out {out} exists and is not a finished mnas supernet; {fix}")
@@ -137,6 +142,10 @@ def cmd_train(args) -> int:
     if args.epochs is not None:
         _, tr, _ = load_data(args.dataset, args.data_dir, val_size, args.seed, args.train_size)
         steps = max(1, math.ceil(args.epochs * len(tr) / args.batch))
+    if args.warmup_steps and args.warmup_steps >= steps:
+        given = f"--steps {steps}" if args.epochs is None else f"{steps} steps (--epochs {args.epochs:g})"
+        raise MnasError(f"--warmup-steps {args.warmup_steps} must be less than {given}: the warm-up is part of the "
+                        "training; lower --warmup-steps (0 = none) or train longer")
     cfg = SupernetConfig(steps=steps, batch=args.batch, sampling=args.sampling, lr=args.lr, val_size=val_size,
                          train_size=args.train_size, low_res=args.low_res,
                          low_res_fraction=1.0 if args.low_res else 0.0, seed=args.seed,

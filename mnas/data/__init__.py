@@ -8,10 +8,11 @@ images ``N×H×W×C`` and int64 labels for a train and a test split). Sources:
                    for smoke runs; a fixed seeded 80/20 train/test split
 ``cifar10``        the official python-batch format (``data_batch_1..5``,
                    ``test_batch``) in ``data_dir`` or ``data_dir/cifar-10-batches-py``;
-                   ``download=True`` fetches it into the cache where a network exists
+                   ``download=True`` (or ``mnas data fetch cifar10``) fetches it into the data root
 ``cifar10-folder`` an image-folder tree ``train/<class>/*.jpg`` and
                    ``test/<class>/*.jpg``, or a ``.tar.gz`` of that tree (read
-                   straight from the archive; default: ``$MNAS_CIFAR10`` or
+                   straight from the archive; default: ``$MNAS_CIFAR10``, the data
+                   root's copy (``mnas data fetch cifar10-folder``) or
                    ``../shared/data/cifar10/cifar10_jpg.tar.gz`` beside the repository)
 ``imagenet-folder`` ImageNet-style ``train/<class>/*`` and ``val/<class>/*``
                    (or ``test/``), resized (shorter side) and centre-cropped to
@@ -34,6 +35,7 @@ import io
 import os
 import pickle
 import tarfile
+import zlib
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -148,11 +150,17 @@ def load_dataset(
     raise MnasError(f"unknown dataset {name!r} (choose one of {', '.join(DATASETS)})")
 
 
+def _registry_path(name: str) -> Path:
+    from mnas.data.registry import default_path
+
+    return default_path(name)
+
+
 def default_cifar10_folder() -> Path:
     env = os.environ.get("MNAS_CIFAR10")
     if env:
         return Path(env)
-    return REPO.parent / "shared" / "data" / "cifar10" / "cifar10_jpg.tar.gz"
+    return _registry_path("cifar10-folder")  # the data root's copy (`mnas data fetch cifar10-folder`), else ../shared/data's
 
 
 # --------------------------------------------------------------------------- cache
@@ -220,13 +228,13 @@ _BATCHES = [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]
 
 
 def _cifar10_batches(data_dir: str | Path | None, download: bool) -> ArrayDataset:
-    root = Path(data_dir) if data_dir else cache_dir() / "cifar10"
+    root = Path(data_dir) if data_dir else _registry_path("cifar10").parent  # data root (`mnas data fetch cifar10`)
     folder = _find_batches(root)
     if folder is None and download:
         _download_cifar10(root)
         folder = _find_batches(root)
     if folder is None:
-        hint = "" if download else " (or pass download=True / --download to fetch it where a network exists)"
+        hint = "; get it with `mnas data fetch cifar10`" + ("" if download else " (or pass download=True / --download)")
         raise MnasError(
             f"cifar10: no CIFAR-10 python batches in {root}: expected data_batch_1..5 and test_batch "
             f"there or in {root / 'cifar-10-batches-py'}{hint}"
@@ -284,7 +292,8 @@ def _folder(
     test_names = splits[1] if isinstance(splits[1], tuple) else (splits[1],)
     layout = f"train/<class>/*.jpg and {'|'.join(test_names)}/<class>/*.jpg"
     if not src.exists():
-        raise MnasError(f"{name}: {src} does not exist: expected a folder (or .tar.gz) with {layout}")
+        raise MnasError(f"{name}: {src} does not exist: expected a folder (or .tar.gz) with {layout}"
+                        + ("; get it with `mnas data fetch cifar10-folder`" if name == "cifar10-folder" else ""))
     key = _source_id(src, f"res={resolution}")
 
     def build() -> ArrayDataset:
@@ -322,8 +331,14 @@ def _tar_files(path: Path, name: str):
                     continue
                 data = tf.extractfile(m).read()
                 out.setdefault((parts[0], parts[1]), []).append((m.name, lambda d=data: d))
-    except (tarfile.TarError, OSError, EOFError) as e:
-        raise MnasError(f"{name}: {path} is not a readable tar archive ({e})") from None
+            # read the compressed stream to its end: gzip checks its CRC and length only there, and the tar
+            # reader stops at the end-of-archive blocks before it; a damaged byte then fails here, by name
+            while tf.fileobj is not None and tf.fileobj.read(1 << 20):
+                pass
+    except (tarfile.TarError, OSError, EOFError, zlib.error) as e:
+        why = "its checksum does not match: the archive is damaged (download or copy it again)" \
+            if "CRC" in str(e) or "length" in str(e) else str(e)
+        raise MnasError(f"{name}: {path} is not a readable tar archive ({why})") from None
     for v in out.values():
         v.sort(key=lambda t: t[0])
     return out

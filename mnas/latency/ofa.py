@@ -31,6 +31,18 @@ Logits              ``fc-in:F-out:N-lin``
 
 OFA's SE gate (hard-sigmoid after a ReLU squeeze, biases on both 1×1 convs) is
 the same as mnas's; the op costs are the phone's, not this machine's.
+
+**One table per resolution.** OFA measured each input size on its own
+(``160_lookup_table.yaml`` … ``224_lookup_table.yaml``) and its estimator
+(``tutorial/latency_table.py``: ``self.latency_tables[spec['r'][0]]``) prices a
+network from its resolution's table only. The tables share keys (a 21×21 block
+exists at 164 and at 168 px, the head's FC layers at every size) with slightly
+different means (up to 0.04 ms), so a folder of them is imported as one mnas
+table whose keys carry the resolution they were measured at
+(``ir-in:…-res1@r192``; header ``per_resolution: [160, 164, …]``), and
+:class:`mnas.latency.Predictor` looks a network up under its own resolution:
+the sum is OFA's, exactly. A resolution without a table is not priced (the
+error names the resolutions that are).
 """
 
 from __future__ import annotations
@@ -73,17 +85,61 @@ def ofa_key_to_mnas(key: str) -> str:
     return f"fc-in:{c}-out:{co}-lin"
 
 
+RESOLUTION_SUFFIX = "@r"  # an op key measured at one input resolution: f"{key}@r{resolution}"
+_TABLE_NAME = re.compile(r"^(\d+)_lookup_table\.ya?ml$")
+
+
+def at_resolution(key: str, resolution: int) -> str:
+    """The key of op ``key`` in a per-resolution table (see the module docstring)."""
+    return f"{key}{RESOLUTION_SUFFIX}{resolution}"
+
+
 def load_ofa_table(path: str | Path, device: str | None = None) -> LatencyTable:
-    """Read an OFA ``*_lookup_table.yaml`` into a :class:`LatencyTable` over mnas keys (mean, std, count)."""
+    """Read an OFA ``*_lookup_table.yaml`` into a :class:`LatencyTable` over mnas keys (mean, std, count).
+
+    ``path`` may also be a folder of OFA's per-resolution tables (``{R}_lookup_table.yaml``):
+    they become one table keyed per resolution (the module docstring says why).
+    """
+    path = Path(path)
+    if path.is_dir():
+        return _load_ofa_folder(path, device)
+    if path.exists() and not path.is_file():
+        from mnas.io import not_a_file
+
+        raise not_a_file(path, "an OFA lookup table, *_lookup_table.yaml")
+    if not path.is_file():
+        raise MnasError(f"{path}: no such OFA lookup table (give a *_lookup_table.yaml file or a folder of them; "
+                        "`mnas data fetch note10_ofa` installs OFA's Note10 tables, `mnas data list` shows where)")
+    return _load_ofa_file(path, device)
+
+
+def _load_ofa_folder(folder: Path, device: str | None) -> LatencyTable:
+    files = {}
+    for f in sorted(folder.iterdir()):
+        m = _TABLE_NAME.match(f.name)
+        if m and f.is_file():
+            files[int(m.group(1))] = f
+    if not files:
+        raise MnasError(f"{folder}: no OFA lookup tables in it (expected files named like 224_lookup_table.yaml)")
+    entries: dict[str, Entry] = {}
+    for res, f in sorted(files.items()):
+        one = _load_ofa_file(f, device)
+        entries.update({at_resolution(k, res): e for k, e in one.entries.items()})
+    meta = {**one.meta, "device": device or f"ofa-{folder.name}", "source": str(folder),
+            "per_resolution": sorted(files),
+            "method": "imported from Once-for-All's YAML lookup tables, one per input resolution (keys end in "
+                      "@rRESOLUTION): the published mean (ms) of 'count' runs, std as spread"}
+    return LatencyTable(meta=meta, entries=entries, path=None)
+
+
+def _load_ofa_file(path: Path, device: str | None) -> LatencyTable:
     import yaml
 
-    path = Path(path)
-    if not path.is_file():
-        raise MnasError(f"{path}: no such OFA lookup table")
     try:
         from mnas.io import read_text_file
 
-        data = yaml.safe_load(read_text_file(path, "OFA lookup table YAML"))
+        loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml where present: 17 tables load in ~1 s
+        data = yaml.load(read_text_file(path, "OFA lookup table YAML"), Loader=loader)
     except yaml.YAMLError as e:
         raise MnasError(f"{path}: not valid YAML ({str(e).splitlines()[0]})") from None
     if not isinstance(data, dict) or not data:

@@ -2,13 +2,17 @@
 
 A prediction is the sum of the network's op latencies from the device's table,
 times the table's whole-network correction ``a * sum + b`` (fitted by
-:func:`mnas.latency.profiler.calibrate` from a few end-to-end measurements,
+:func:`mnas.latency.calibration.calibrate` from a few end-to-end measurements,
 stored in the table header; (1, 0) when the table has none).
 
 :meth:`Predictor.compile_space` builds a vectorised predictor for a search
 space: per position, an array of costs indexed by the options of the few
 choices that position depends on, so a batch of samples (an index matrix) is
 predicted with a handful of numpy gathers.
+
+A table of per-resolution tables (OFA's, imported by :mod:`mnas.latency.ofa`;
+header ``per_resolution``) prices a network from the ops measured at its own
+input resolution: every lookup key gets the suffix ``@r{resolution}``.
 """
 
 from __future__ import annotations
@@ -42,6 +46,22 @@ class Predictor:
         self.modelled_ops = 0  # how many unlisted ops the model priced (for reports)
         # set by get_predictor for a table measured on this machine: measures missing ops (profiler.profile_missing)
         self.on_demand = None
+        # OFA's folders of per-resolution tables: each network is priced from its own resolution's ops
+        self.resolutions: tuple[int, ...] | None = tuple(table.meta["per_resolution"]) if table.meta.get(
+            "per_resolution") else None
+
+    def key_at(self, key: str, resolution: int) -> str:
+        """The table key of op ``key`` in a network at ``resolution`` (``key`` itself unless per-resolution)."""
+        if self.resolutions is None:
+            return key
+        from mnas.latency.ofa import at_resolution
+
+        return at_resolution(key, resolution)
+
+    def keys(self, net: Network) -> list[str]:
+        """The table keys of ``net``'s ops in execution order (:func:`network_keys`, per resolution where so)."""
+        keys = network_keys(net, self.num_classes)
+        return keys if self.resolutions is None else [self.key_at(k, net.resolution) for k in keys]
 
     def __repr__(self) -> str:
         return f"Predictor(device={self.device!r}, ops={len(self.table)}, correction={self.table.correction})"
@@ -50,7 +70,7 @@ class Predictor:
         """Op keys of ``net`` that the table lacks and cannot model (distinct, in network order)."""
         if self._weights:
             return []
-        keys = list(dict.fromkeys(k for k in network_keys(net, self.num_classes) if k not in self._ms))
+        keys = list(dict.fromkeys(k for k in self.keys(net) if k not in self._ms))
         if keys and self.on_demand is not None:  # a table of this machine: measure them now, append them
             self.on_demand(self, net, keys)
             keys = [k for k in keys if k not in self._ms]
@@ -62,13 +82,13 @@ class Predictor:
 
         total = 0.0
         for layer in net.layers():
-            ms = self._ms.get(layer_key(layer))
+            ms = self._ms.get(self.key_at(layer_key(layer), net.resolution))
             if ms is None:
                 ms = op_cost_ms(layer_features(layer), self._weights)
                 self.modelled_ops += 1
             total += ms
         for hop in head_ops(net, self.num_classes):
-            ms = self._ms.get(hop.key)
+            ms = self._ms.get(self.key_at(hop.key, net.resolution))
             if ms is None:
                 ms = op_cost_ms(head_features(hop), self._weights)
                 self.modelled_ops += 1
@@ -83,6 +103,10 @@ class Predictor:
         from mnas.latency.table import other_cpu
 
         why = other_cpu(self.table.meta, unknown_ok=True)
+        if self.resolutions is not None and net.resolution not in self.resolutions:
+            listed = ", ".join(map(str, self.resolutions))
+            return MnasError(f"latency table {self.source} has per-resolution tables for {listed} px only: a network "
+                             f"at {net.resolution} px is not priced (choose one of those resolutions)")
         if why:  # ops measured here would not belong to that table
             return MnasError(f"latency table {self.source} lacks {len(keys)} op(s) of this network ({shown}{more}) and "
                              f"cannot be extended here: {why}; build a table for this machine with `mnas latency "
@@ -95,7 +119,7 @@ class Predictor:
     def op_sum(self, net: Network) -> float:
         """Sum of the op latencies (no correction); raises listing every missing key."""
         total = 0.0
-        keys = network_keys(net, self.num_classes)
+        keys = self.keys(net)
         try:
             for k in keys:
                 total += self._ms[k]
@@ -124,8 +148,9 @@ class Predictor:
         missing = self.missing(net)
         if missing:
             raise self._missing_error(missing, net)
-        ops = [(layer_key(la), lambda la=la: layer_features(la)) for la in net.layers()]
-        ops += [(h.key, lambda h=h: head_features(h)) for h in head_ops(net, self.num_classes)]
+        r = net.resolution
+        ops = [(self.key_at(layer_key(la), r), lambda la=la: layer_features(la)) for la in net.layers()]
+        ops += [(self.key_at(h.key, r), lambda h=h: head_features(h)) for h in head_ops(net, self.num_classes)]
         return [(k, self._ms[k] if k in self._ms else op_cost_ms(f(), self._weights)) for k, f in ops]
 
     def compile_space(self, space, probes: int = 8, check: int = 200, seed: int = 0) -> "SpacePredictor":
@@ -143,7 +168,7 @@ MODEL_DEVICES: dict[str, tuple[str, str]] = {
 
 def get_predictor(device_or_path: str | Path, num_classes: int = NUM_CLASSES) -> Predictor:
     """A shipped/user device name (``mnas latency list``), a model device (:data:`MODEL_DEVICES`),
-    an mnas table file, or an OFA YAML table."""
+    an mnas table file, an OFA YAML table, or ``DEVICE@ERA`` (:mod:`mnas.latency.pixel1_era`)."""
     if str(device_or_path) in MODEL_DEVICES:
         mkey = ("model", str(device_or_path), num_classes, "")
         if mkey not in _CACHE:
@@ -152,6 +177,16 @@ def get_predictor(device_or_path: str | Path, num_classes: int = NUM_CLASSES) ->
             module, _, fn = MODEL_DEVICES[str(device_or_path)][0].partition(":")
             _CACHE[mkey] = getattr(importlib.import_module(module), fn)(str(device_or_path), num_classes=num_classes)
         return _CACHE[mkey]
+    if "@" in str(device_or_path) and not Path(device_or_path).is_file():  # DEVICE@ERA: mnas/latency/pixel1_era.py
+        from mnas.latency.pixel1_era import era_table, split_era
+
+        base_name, era = split_era(str(device_or_path)) or (str(device_or_path), "")
+        base = get_predictor(base_name, num_classes)
+        ekey = ("era", str(device_or_path), num_classes, id(base))  # base stays cached, so its id is not reused
+        if ekey not in _CACHE:
+            table = era_table(getattr(base, "table", None), base.device, era, str(device_or_path))
+            _CACHE[ekey] = Predictor(table, num_classes=num_classes, source=str(device_or_path))
+        return _CACHE[ekey]
     path = resolve_table(device_or_path)
     stamp = (str(path.resolve()), path.stat().st_mtime_ns, num_classes, str(device_or_path))
     if stamp not in _CACHE:  # a table file is read once per process (again if it changes)
@@ -284,10 +319,12 @@ class SpacePredictor:
         from mnas.latency.keys import head_ops_at, layer_key
 
         layers = self.space.decode_layers(sample)
-        out = {pos: layer_key(layer) for pos, layer in layers}
+        res = layers[0][1].hin  # the stem's input: the network's resolution
+        at = self.pred.key_at
+        out = {pos: at(layer_key(layer), res) for pos, layer in layers}
         last = layers[-1][1]
         for i, hop in enumerate(head_ops_at(last.hout, last.cout, self.space.head, self.pred.num_classes)):
-            out[f"head.{i}"] = hop.key
+            out[f"head.{i}"] = at(hop.key, res)
         return out
 
     def encode(self, samples: Sequence[dict]) -> np.ndarray:

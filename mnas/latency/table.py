@@ -103,9 +103,9 @@ class LatencyTable:
         for key in sorted(self.entries):
             e = self.entries[key]
             w.writerow((key, _num(e.ms), _num(e.spread), e.count))
-        tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-        tmp.write_text(buf.getvalue())
-        os.replace(tmp, path)
+        from mnas.io import atomic_write_text
+
+        atomic_write_text(path, buf.getvalue())  # a kill or a full disk leaves the old file (mnas/io.py)
         self.path = path
         return path
 
@@ -116,10 +116,15 @@ class LatencyTable:
         self.entries[key] = entry
         line = io.StringIO()
         csv.writer(line, lineterminator="\n").writerow((key, _num(entry.ms), _num(entry.spread), entry.count))
-        with open(self.path, "a") as f:
-            f.write(line.getvalue())
-            f.flush()
-            os.fsync(f.fileno())
+        try:
+            with open(self.path, "a") as f:
+                f.write(line.getvalue())
+                f.flush()
+                os.fsync(f.fileno())
+        except OSError as e:
+            from mnas.io import write_error
+
+            raise write_error(self.path, e) from None
 
 
 def op_type(key: str) -> str:
@@ -149,17 +154,22 @@ def load_table(path: str | Path) -> LatencyTable:
 
     path = Path(path)
     if not path.is_file():
-        raise MnasError(f"{path}: no such latency table")
+        from mnas.io import not_a_file
+
+        raise not_a_file(path, "a latency table")
     from mnas.io import read_text_file
 
     text = read_text_file(path, "latency table (CSV with a YAML header)")
+    text = text.removeprefix("\ufeff")  # a byte-order mark (an editor on Windows) is not part of the format
     head, body = [], []
     for line in text.splitlines(keepends=True):
         (head if line.startswith("#") and not body else body).append(line)
     if not head or head[0].strip() != f"# {MAGIC}":
         raise MnasError(f"{path}: not an mnas latency table (first line must be '# {MAGIC}')")
     try:
-        meta = yaml.safe_load("".join(re.sub(r"^# ?", "", h) for h in head[1:])) or {}
+        from mnas.io import safe_yaml
+
+        meta = safe_yaml("".join(re.sub(r"^# ?", "", h) for h in head[1:]), path) or {}
     except yaml.YAMLError as err:
         mark = getattr(err, "context_mark", None) or getattr(err, "problem_mark", None)
         where = f":{min(mark.line + 2, len(head))}" if mark is not None else ""
@@ -194,7 +204,16 @@ def load_table(path: str | Path) -> LatencyTable:
         if not (math.isfinite(e.ms) and e.ms >= 0 and math.isfinite(e.spread) and e.spread >= 0 and e.count >= 0):
             raise MnasError(f"{path}:{n}: op {key!r} has time {ms} ms, spread {spread}, count {cnt}: times must be "
                             "finite and >= 0 (re-measure it with `mnas latency profile`)")
+        if e.ms > MAX_OP_MS:
+            raise MnasError(f"{path}:{n}: op {key!r} has time {ms} ms: more than {MAX_OP_MS:g} ms for one op is not a "
+                            "measurement (a unit mix-up?); re-measure it with `mnas latency profile`")
+    if entries and not any(e.ms > 0 for e in entries.values()):
+        raise MnasError(f"{path}: all {len(entries)} ops have time 0 ms: an empty measurement, not a table; "
+                        "profile the device again with `mnas latency profile`")
     return LatencyTable(meta=meta, entries=entries, path=path)
+
+
+MAX_OP_MS = 1e6  # 1,000 s: above this an entry is a mistake, and a few such entries overflow a sum to inf
 
 
 def _check_meta(path: Path, meta, head: list[str]) -> None:
@@ -209,12 +228,31 @@ def _check_meta(path: Path, meta, head: list[str]) -> None:
     if not isinstance(meta, dict):
         raise MnasError(f"{path}:2: header must be YAML 'field: value' lines, found a {type(meta).__name__}; "
                         "profile the table again")
+    for name in ("device", "engine", "unit", "cpu", "method"):
+        if name in meta and not (isinstance(meta[name], str) and meta[name].strip()):
+            raise MnasError(f"{path}{line_of(name)}: header field {name} must be a non-empty text, got "
+                            f"{meta[name]!r}; fix that line" + (" (or delete it: the file name then names the device)"
+                                                                 if name == "device" else ""))
+    if "unit" in meta and meta["unit"] != "ms":
+        raise MnasError(f"{path}{line_of('unit')}: unit must be ms, got {meta['unit']!r} (convert the table to "
+                        "milliseconds)")
+    fmt = meta.get("format", FORMAT)
+    if not isinstance(fmt, int) or isinstance(fmt, bool) or fmt < 1:
+        raise MnasError(f"{path}{line_of('format')}: format must be a whole number >= 1, got {fmt!r}")
     corr = meta.get("correction")
     if corr is not None:
-        if not isinstance(corr, dict) or not all(isinstance(corr.get(k, 0.0), (int, float)) and
-                                                 math.isfinite(corr.get(k, 0.0)) for k in ("a", "b")):
+        def number(v) -> bool:
+            return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+        if not isinstance(corr, dict) or not all(number(corr.get(k, 0.0)) for k in ("a", "b")):
             raise MnasError(f"{path}{line_of('correction')}: correction must be {{a: NUMBER, b: NUMBER}}, got {corr!r}; "
                             "fix it or refit it with `mnas latency profile ... --calibrate 8`")
+        per_type = corr.get("per_type") or {}
+        if "a" in corr and corr["a"] <= 0 or not isinstance(per_type, dict) or not all(
+                number(v) and v > 0 for v in per_type.values()):
+            raise MnasError(f"{path}{line_of('correction')}: the correction's factors (a, per_type) must be > 0, got "
+                            f"a={corr.get('a')!r}, per_type={per_type!r} (a factor <= 0 makes latencies negative); "
+                            "refit it with `mnas latency profile ... --calibrate 8`")
     w = meta.get("feature_weights_ms")
     if w is not None and (not isinstance(w, dict) or not all(isinstance(v, (int, float)) and math.isfinite(v) and v >= 0
                                                             for v in w.values())):
@@ -259,6 +297,10 @@ def resolve_table(device_or_path: str | Path) -> Path:
     tables = available()
     if str(device_or_path) in tables:
         return tables[str(device_or_path)]
+    if p.exists() and not p.is_file():  # a folder, /dev/null, a FIFO: say what it is
+        from mnas.io import not_a_file
+
+        raise not_a_file(p, "a latency table file, *.csv")
     if p.is_file():  # an existing file of another kind: say so, not "no such file"
         raise MnasError(f"{p}: not a latency table file (expected an mnas table, *.csv, written by `mnas latency "
                         "profile` or `mnas latency import-ofa`)")
@@ -268,10 +310,11 @@ def resolve_table(device_or_path: str | Path) -> Path:
 
     close = difflib.get_close_matches(str(device_or_path), tables, n=3)
     hint = f"did you mean {', '.join(close)}? " if close else ""
-    raise MnasError(
-        f"unknown latency device {str(device_or_path)!r}: {hint}see `mnas latency list`, or measure it with "
-        f"`mnas latency profile --device {device_or_path} --engine onnxruntime --arch mobilenet_v3_large`"
-    )
+    name = str(device_or_path)
+    plain = bool(re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", name))  # what `latency profile --device` takes
+    measure = (f", or measure it with `mnas latency profile --device {name} --engine onnxruntime --arch "
+               "mobilenet_v3_large`") if plain else ""
+    raise MnasError(f"unknown latency device {name!r}: {hint}see `mnas latency list`{measure}")
 
 
 # --------------------------------------------------------------------------- which machine a table belongs to

@@ -190,7 +190,7 @@ class NetAdapt:
         floor, _ = minimum_latency(self.seed, self.predictor, c.min_width)
         if c.target_ms < floor:
             raise MnasError(f"target {c.target_ms:g} ms is below {floor:.2f} ms, the predicted latency on {dev} with "
-                            f"every width at its minimum ({c.min_width} channels); choose --target-ms >= {floor:.2f}")
+                            f"every width at its minimum ({c.min_width} channels); choose --target-ms >= {math.ceil(floor * 100) / 100:.2f}")
 
     # ------------------------------------------------------------------ files
     def step_path(self, step: int, suffix: str) -> Path:

@@ -17,7 +17,8 @@ def _read(run_dir: str | Path):
         raise MnasError(f"{run_dir}: no path.csv here; give the folder of a `mnas netadapt` run")
     from mnas.io import read_table_file
 
-    df = read_table_file(path, "NetAdapt path table")  # a damaged file: one line naming it
+    df = read_table_file(path, "NetAdapt path table",  # a damaged file or another table: one line naming it
+                         required=("step", "kind", "chosen", "latency_ms", "top1"))
     df["chosen"] = df["chosen"].astype(bool)
     return df
 
@@ -44,6 +45,13 @@ def path_table(run_dir: str | Path):
     return path[cols]
 
 
+def path_ylabel(evaluator: str) -> str:
+    """What a NetAdapt path's accuracy is: measured after fine-tuning, or another evaluator's score."""
+    from mnas.plots import accuracy_label
+
+    return "validation top-1 (%) after fine-tuning" if evaluator == "finetune" else accuracy_label(evaluator)
+
+
 def plot_path(run_dir: str | Path, out_png: str | Path, target_ms: float | None = None) -> Path:
     """Accuracy against predicted latency along the path (every proposal in grey), saved as a PNG."""
     import matplotlib
@@ -53,12 +61,15 @@ def plot_path(run_dir: str | Path, out_png: str | Path, target_ms: float | None 
 
     run_dir = Path(run_dir)
     everything, path = _read(run_dir), path_table(run_dir)
-    if target_ms is None:
-        cfg = run_dir / "config.yaml"
-        if cfg.is_file():
-            import yaml
+    cfg_data: dict = {}
+    cfg = run_dir / "config.yaml"
+    if cfg.is_file():
+        import yaml
 
-            target_ms = (yaml.safe_load(cfg.read_text()) or {}).get("target_ms")
+        loaded = yaml.safe_load(cfg.read_text())
+        cfg_data = loaded if isinstance(loaded, dict) else {}
+    if target_ms is None:
+        target_ms = cfg_data.get("target_ms")
     fig, ax = plt.subplots(figsize=(6.4, 4.2), dpi=100)
     others = everything[~everything["chosen"]]
     ax.scatter(others["latency_ms"], others["top1"], s=9, c="0.75", label="proposals", zorder=1)
@@ -73,7 +84,7 @@ def plot_path(run_dir: str | Path, out_png: str | Path, target_ms: float | None 
     if target_ms:
         ax.axvline(float(target_ms), ls="--", c="C2", lw=1, label=f"target {float(target_ms):g} ms")
     ax.set_xlabel("predicted latency (ms)")
-    ax.set_ylabel("validation top-1 (%)")
+    ax.set_ylabel(path_ylabel(cfg_data.get("evaluator", "finetune")))
     ax.set_title(f"NetAdapt path: {run_dir.name}")
     ax.invert_xaxis()
     ax.grid(alpha=0.3)

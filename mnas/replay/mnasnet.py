@@ -34,9 +34,9 @@ from mnas.errors import MnasError
 
 VARIANTS: dict[str, dict[str, Any]] = {
     "mnasnet": {"device": "pixel1", "target_ms": 75.0, "unit": "ms",
-                "title": "MnasNet's search stage: RL controller, ACC x (LAT/75 ms)^-0.07 on pixel1"},
+                "title": "MnasNet's search stage: ACC x (LAT/75 ms)^-0.07 on pixel1"},
     "efficientnet": {"device": "madds", "target_ms": 400.0, "unit": "M multiply-adds",
-                     "title": "EfficientNet-B0's search: RL controller, ACC x (FLOPS/400M)^-0.07"},
+                     "title": "EfficientNet-B0's search: ACC x (FLOPS/400M)^-0.07"},
 }
 W = -0.07  # MnasNet's soft constraint, alpha = beta = w
 SEARCH_DIR = "search"
@@ -148,10 +148,14 @@ def run_replay_mnasnet(config: ReplayMnasnetConfig, out: str | Path, *, progress
                           out=str(search_dir))
     _log(f"replay mnasnet ({config.variant}): {config.trials} samples, {config.strategy}, soft reward w = {W}, "
          f"target {config.target_ms:g} {v['unit']} on {config.device}", progress)
+    before = _previous_search(out)  # (trials, seconds) of the search so far, from an earlier summary
     t0 = time.time()
     res = run_search(sc, resume=resume, progress=progress, space=space, predictor=predictor, evaluator=surrogate,
                      plot=False, log=lambda m: _log(f"search: {m}", progress))
     search_s = time.time() - t0
+    if before is not None and resume:
+        # a rerun of a finished replay reloads the search: its time is the earlier runs' plus what was added
+        search_s = before[1] + (search_s if res.completed > before[0] else 0.0)
     if not res.top:
         raise MnasError(f"the search in {search_dir} finished no trial; see {search_dir / 'trials.csv'}")
     from mnas.arch import parse_network
@@ -199,6 +203,39 @@ def run_replay_mnasnet(config: ReplayMnasnetConfig, out: str | Path, *, progress
     return summary
 
 
+def _previous_search(out: Path) -> tuple[int, float] | None:
+    """(trials, search seconds) in ``out/summary.json`` from an earlier run of this replay, if any."""
+    try:
+        s = json.loads((out / "summary.json").read_text())
+        return int(s["trials"]), float(s["search_wall_s"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def replot(run_dir: str | Path, out_png: str | Path | None = None) -> tuple[Path, Any]:
+    """Redraw a finished MnasNet replay's plot from its folder (``mnas plot replay``); returns the path and the trials."""
+    from mnas.plots import load_trials
+
+    run_dir = Path(run_dir)
+    try:
+        s = json.loads((run_dir / "summary.json").read_text())
+    except (OSError, ValueError) as e:
+        raise MnasError(f"{run_dir}: no readable summary.json (has the replay finished?): {e}") from None
+    config = ReplayMnasnetConfig(variant=s["variant"], trials=int(s["trials"]), target_ms=s["target"],
+                                 device=s["device"], strategy=s["strategy"], seed=int(s["seed"]))
+    done = load_trials(run_dir / SEARCH_DIR)
+    listed = None
+    try:
+        from mnas.anb import load_csv
+        from mnas.latency import get_predictor
+
+        got = best_listed(load_csv(), get_predictor(config.device), config.target_ms)
+        listed = None if got is None else (got[2], got[3])
+    except MnasError:  # the benchmark table is not here: the searched networks alone
+        pass
+    return plot_replay(done, s["networks"], listed, config, Path(out_png or run_dir / "pareto.png")), done
+
+
 def plot_replay(done, rows: dict, listed, config: ReplayMnasnetConfig, out_png: Path) -> Path:
     """Every trial (latency vs surrogate top-1), its front, the target and the reference networks."""
     import matplotlib
@@ -216,7 +253,10 @@ def plot_replay(done, rows: dict, listed, config: ReplayMnasnetConfig, out_png: 
     ax.scatter(done["latency_ms"], done["accuracy"], s=4, c="0.55", alpha=0.35, lw=0,
                label=f"{len(done):,} searched networks (surrogate top-1)")
     front = pareto_front(done)
-    ax.plot(front["latency_ms"], front["accuracy"], c="k", lw=1.2, label="front of the searched networks")
+    # a staircase: the best accuracy reachable at each latency holds until the next front point
+    xs = list(front["latency_ms"]) + [float(done["latency_ms"].max())]
+    ax.step(xs, list(front["accuracy"]) + [float(front["accuracy"].iloc[-1])], where="post", c="k", lw=1.2,
+            label="front of the searched networks")
     ax.axvline(config.target_ms, c="tab:red", ls="--", lw=1, label=f"target {config.target_ms:g} {unit}")
     marks = {"found": ("o", "tab:red", "found by the search"), "efficientnet_b0": ("*", "tab:green", "EfficientNet-B0"),
              "best_listed": ("D", "tab:blue", "best listed network within the target (table top-1)")}
@@ -228,11 +268,9 @@ def plot_replay(done, rows: dict, listed, config: ReplayMnasnetConfig, out_png: 
         ax.scatter([r["latency"]], [y], marker=m, s=140 if m == "*" else 70, c=color, edgecolors="k", zorder=5,
                    label=f"{label}: {y:.2f} %, {r['latency']:.1f} {unit}")
     ax.set_xlabel(f"{'latency on ' + config.device + ' (ms)' if unit == 'ms' else 'multiply-adds (M)'}")
-    ax.set_ylabel("ImageNet top-1 (%)")
-    ax.set_title(VARIANTS[config.variant]["title"], fontsize=10)
-    lo = min(done["accuracy"].quantile(0.02), *(r["surrogate_top1"] for r in rows.values())) - 1
-    hi = max(done["accuracy"].max(), *(r["surrogate_top1"] for r in rows.values())) + 0.8
-    ax.set_ylim(lo, hi)
+    ax.set_ylabel("ImageNet top-1 (%): `anb` surrogate\n(listed networks: the benchmark's table)")
+    ax.set_title(f"{VARIANTS[config.variant]['title']}: {len(done):,} samples, {config.strategy}", fontsize=10)
+    ax.margins(y=0.04)  # every point shown: no axis limit cuts the weak networks off
     ax.legend(fontsize=7, loc="lower right")
     ax.grid(alpha=0.3)
     return save_figure(fig, out_png)

@@ -233,7 +233,8 @@ class Replay:
         points = replay_points(self.dir)
         _write_csv(points, self.dir / "path.csv")
         refs = reference_points(self.dir)
-        plot_replay(points, refs, self.dir / "replay.png", title=f"replay {self.config.replay} on {self.predictor.device}")
+        plot_replay(points, refs, self.dir / "replay.png", title=f"replay {self.config.replay} on {self.predictor.device}",
+                    evaluator=self.config.evaluator)
         summary = self.summary()
         write_text(self.dir / "report.md", render_report(self, summary, points, refs))
         _write_json(self.phase_path("report"), summary)

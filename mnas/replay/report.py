@@ -13,27 +13,13 @@ from typing import Any
 
 from mnas.arch import load_network, parse_network
 from mnas.errors import MnasError
-from mnas.plots import save_figure
+from mnas.plots import REFERENCE_LABELS, accuracy_label, published_top1, save_figure  # noqa: F401  (published_top1: re-exported)
 from mnas.replay.config import V3_SMALL_REWARD
 from mnas.replay.diff import agreement, side_by_side
 
 
-def published_top1() -> dict[str, float]:
-    """Published ImageNet top-1 of the zoo's networks at width 1.0 and 224 px (``mnas/accuracy/published``)."""
-    import csv
-
-    from mnas.accuracy.imagenet import PUBLISHED_CSV
-
-    out: dict[str, float] = {}
-    with open(PUBLISHED_CSV, newline="") as f:
-        for r in csv.DictReader(line for line in f if not line.startswith("#")):
-            if float(r["width"]) == 1.0 and int(r["resolution"]) == 224:
-                out.setdefault(r["model"], float(r["top1"]))
-    return out
-
-
 def _acc_label(ev: str) -> str:
-    return "est. ImageNet top-1, %" if ev == "imagenet" else f"top-1 ({ev}, %)"
+    return accuracy_label(ev)
 
 
 def _float(x) -> float | None:
@@ -110,26 +96,40 @@ def reference_points(run_dir: str | Path):
 
 
 # ---------------------------------------------------------------------------------------------- draw
-_REF_LABEL = {"mobilenet_v3_large": "MobileNetV3-Large", "mobilenet_v3_small": "MobileNetV3-Small",
-              "mobilenet_v2": "MobileNetV2", "mnasnet_a1": "MnasNet-A1"}
+_REF_LABEL = REFERENCE_LABELS
 _REF_MARK = {"mobilenet_v3_large": "*", "mobilenet_v3_small": "*", "mobilenet_v2": "s", "mnasnet_a1": "D"}
 
 
-def plot_replay(points, refs, out_png: str | Path, title: str = "replay") -> Path:
-    """Accuracy against latency: the replayed path (coloured by phase) and the published networks."""
+def replay_labels(points) -> list[tuple[float, float, str]]:
+    """The text labels of a replay plot: one per position, naming every step that sits there
+    (a redesign step that leaves latency and accuracy unchanged shares its point with the one before)."""
+    out: dict[tuple[float, float], list[str]] = {}
+    for _, r in points[points["phase"] != "netadapt"].iterrows():
+        out.setdefault((round(float(r["latency_ms"]), 3), round(float(r["top1"]), 3)), []).append(str(r["label"]))
+    return [(x, y, ", ".join(dict.fromkeys(names))) for (x, y), names in out.items()]
+
+
+def plot_replay(points, refs, out_png: str | Path, title: str = "replay", evaluator: str | None = None) -> Path:
+    """Accuracy against latency: the replayed path (coloured by phase) and the published networks
+    (scored by the same evaluator, filled; their published top-1 hollow where ``refs`` has it)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(6.8, 4.4), dpi=100)
+    fig, ax = plt.subplots(figsize=(8.6, 4.6), dpi=100)
     ax.plot(points["latency_ms"], points["top1"], "-", c="0.6", lw=1, zorder=1)
     for i, (phase, grp) in enumerate(points.groupby("phase", sort=False)):
         ax.scatter(grp["latency_ms"], grp["top1"], s=22, c=f"C{i}", label=f"replay: {phase}", zorder=2)
-    for i, (_, r) in enumerate(points[points["phase"] != "netadapt"].iterrows()):  # labels right, left, right...
-        right = i % 2 == 0
-        ax.annotate(r["label"], (r["latency_ms"], r["top1"]), textcoords="offset points", xytext=(6 if right else -6, 0),
-                    va="center", ha="left" if right else "right", fontsize=7)
+    labels = replay_labels(points)
+    allx = list(points["latency_ms"]) + list(refs["latency_ms"])
+    ally = list(points["top1"]) + list(refs["top1"])
+    span_x, span_y = (max(allx) - min(allx)) or 1.0, (max(ally) - min(ally)) or 1.0
+    for x, y, text in labels:
+        # a label goes right of its point unless another labelled point sits close on its right
+        crowded = any(0 < x2 - x < 0.15 * span_x and abs(y2 - y) < 0.05 * span_y for x2, y2, _ in labels)
+        ax.annotate(text, (x, y), textcoords="offset points", xytext=(-6 if crowded else 6, 0),
+                    va="center", ha="right" if crowded else "left", fontsize=7)
     ref_archs = set(refs["arch"]) if "arch" in refs else set()
     first, last = points.iloc[0], points.iloc[-1]
     xs = list(points["latency_ms"]) + list(refs["latency_ms"])
@@ -143,15 +143,24 @@ def plot_replay(points, refs, out_png: str | Path, title: str = "replay") -> Pat
         ax.annotate(lab, (r["latency_ms"], r["top1"]), textcoords="offset points", xytext=(0, 9), fontsize=8,
                     weight="bold", ha="center")
     for _, r in refs.iterrows():
-        ax.scatter([r["latency_ms"]], [r["top1"]], marker=_REF_MARK.get(r["name"], "o"), s=90, c="k", zorder=3)
-        ax.annotate(_REF_LABEL.get(r["name"], r["name"]), (r["latency_ms"], r["top1"]), textcoords="offset points",
-                    xytext=(5, 4), fontsize=8)
+        name = _REF_LABEL.get(r["name"], r["name"])
+        ax.scatter([r["latency_ms"]], [r["top1"]], marker=_REF_MARK.get(r["name"], "o"), s=90, c="k", zorder=3,
+                   label=f"{name} (same evaluator)")
+        pub = r.get("published_top1")
+        if pub is not None and pub == pub:  # not NaN
+            ax.scatter([r["latency_ms"]], [pub], marker=_REF_MARK.get(r["name"], "o"), s=90, facecolors="none",
+                       edgecolors="k", zorder=3)
+            ax.plot([r["latency_ms"]] * 2, [r["top1"], pub], ":", c="k", lw=0.7, zorder=2)
+        ax.annotate(name, (r["latency_ms"], r["top1"]), textcoords="offset points", xytext=(5, 4), fontsize=8)
+    if "published_top1" in refs and refs["published_top1"].notna().any():
+        ax.scatter([], [], marker="o", s=60, facecolors="none", edgecolors="k", label="hollow: published top-1")
     ax.margins(x=0.1, y=0.08)
     ax.set_xlabel("predicted latency (ms)")
-    ax.set_ylabel("top-1 (%) under the replay's evaluator")
+    ax.set_ylabel(accuracy_label(evaluator) if evaluator else "top-1 (%) under the replay's evaluator")
     ax.set_title(title)
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8, loc="lower right")
+    # outside the axes: a legend inside covered a reference's marker
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
     return save_figure(fig, out_png)
 
 

@@ -272,8 +272,40 @@ def make_sampler(config: SearchConfig, comp: Components, existing: int = 0):
     """
     dists = distributions(comp.space.choices())
     seed = config.seed if not existing else (config.seed * 1_000_003 + existing) % 2**31
-    return get_strategy(config.strategy, dists, seed=seed, multi_objective=comp.reward.multi_objective,
-                        options=config.strategy_options)
+    sampler = get_strategy(config.strategy, dists, seed=seed, multi_objective=comp.reward.multi_objective,
+                           options=config.strategy_options)
+    from mnas.search.screen import Screen, ScreenedSampler, screen_enabled
+
+    if screen_enabled(config.screen, comp.reward):  # latency first, accuracy only for feasible proposals
+        sampler = ScreenedSampler(sampler, Screen(comp.space, comp.predictor, comp.reward.target_ms, config.screen_tries))
+    return sampler
+
+
+def screened_of(sampler, number: int) -> int | None:
+    """How many proposals the latency screen rejected before trial ``number`` (None: no screen)."""
+    counts = getattr(sampler, "screened", None)
+    return counts.pop(number, 0) if isinstance(counts, dict) else None
+
+
+def _code_of(space, params: dict) -> str | None:
+    """A trial's compact encoding in its space (``1311-6321-…`` on anb, one character per choice elsewhere)."""
+    from mnas.search.strategies.base import sample_from_params
+
+    try:
+        return space.encode_string(sample_from_params(space.choices(), params))
+    except (MnasError, AttributeError):  # a trial without every choice, or a space without an encoding
+        return None
+
+
+def spread_front(front, k: int):
+    """``k`` members of a Pareto front (sorted by latency) spread evenly along it, fastest to most accurate:
+    the five most accurate would all sit at its slow end."""
+    import numpy as np
+
+    if len(front) <= k:
+        return front
+    idx = sorted({int(round(i)) for i in np.linspace(0, len(front) - 1, k)})
+    return front.iloc[idx]
 
 
 def trials_table(study, space) -> "pandas.DataFrame":  # noqa: F821
@@ -285,9 +317,11 @@ def trials_table(study, space) -> "pandas.DataFrame":  # noqa: F821
     for t in study.get_trials(deepcopy=False):
         row: dict[str, Any] = {"number": t.number, "state": t.state.name}
         row.update({n: t.params.get(n) for n in names})
+        row["code"] = _code_of(space, t.params)
         metrics = t.user_attrs.get(METRICS, {})
         for k in ROW_KEYS:
             row[k] = metrics.get(k)
+        row["screened"] = metrics.get("screened")  # proposals the latency screen rejected before this trial
         row["retry_of"] = t.system_attrs.get("failed_trial")
         row["datetime_start"] = t.datetime_start
         row["duration_s"] = t.duration.total_seconds() if t.duration is not None else None
@@ -565,6 +599,7 @@ def run_rounds(config, comp, kind, where, resume, progress, log, *, measure=None
                 store(len(asked))
                 raise
             for t, row in zip(asked, rows):
+                row = {**row, "screened": screened_of(mem.sampler, t.number)}
                 t.set_user_attr(METRICS, row)
                 mem.tell(t, comp.reward.objectives(row["accuracy"], row["latency_ms"]))
             store(len(asked))
@@ -594,6 +629,7 @@ def _objective(comp: Components, choices: list, dists: dict):
         sample = sample_from_params(choices, trial.params)
         with interruptible():  # Ctrl-C here fails this trial at once (mnas/io.py; issue 15: keep)
             row = measure(comp, sample)
+        row["screened"] = screened_of(trial.study.sampler, trial.number)
         trial.set_user_attr(METRICS, row)  # one write: every set_user_attr is a database commit
         return comp.reward.objectives(row["accuracy"], row["latency_ms"])
 
@@ -667,6 +703,31 @@ def _run_local(config, comp, run_dir, resume, progress, log):
     return study
 
 
+def plot_search_pareto(config: SearchConfig, runs: list, out: Path, *, predictor: LatencyModel, evaluator=None,
+                       space_name: str | None = None, multi_objective: bool = False, data_out: dict | None = None) -> Path:
+    """The Pareto plot of search ``runs`` made with ``config``: the trials, each run's front, the zoo's
+    networks (scored by ``evaluator`` where that is free, with their published ImageNet top-1 beside
+    evaluators of ImageNet top-1), the latency target and, for one single-objective run, the chosen network."""
+    from mnas.plots import IMAGENET_EVALUATORS, load_trials, plot_pareto
+    from mnas.run import zoo_references
+
+    instant = config.evaluator in INSTANT_EVALUATORS  # references are scored only where that is free
+    refs = zoo_references(predictor, evaluator=evaluator if instant else None,
+                          published=config.evaluator in IMAGENET_EVALUATORS)
+    chosen = None
+    n = sum(len(load_trials(r)) for r in runs)
+    if len(runs) == 1 and not multi_objective:
+        done = load_trials(runs[0]).dropna(subset=["reward"])
+        if len(done):
+            best = done.sort_values(["reward", "number"], ascending=[False, True]).iloc[0]
+            chosen = {"latency_ms": float(best["latency_ms"]), "accuracy": float(best["accuracy"]), "arch": best.get("arch")}
+    title = (f"{space_name or config.space} on {config.device}"
+             + (f", target {config.target_ms:g} ms" if config.target_ms else "")
+             + f": {n} trials" + (f", {config.strategy}" if len(runs) == 1 else f" in {len(runs)} runs"))
+    return plot_pareto(runs, out, device=config.device, references=refs, target_ms=config.target_ms, chosen=chosen,
+                       evaluator=config.evaluator, title=title, data_out=data_out)
+
+
 def finish(config: SearchConfig, comp: Components, study, run_dir: Path, fastest, t0: float, *,
            plot: bool = True) -> SearchResult:
     """Export the trials table, the top architectures and the Pareto plot; return the summary."""
@@ -679,8 +740,8 @@ def finish(config: SearchConfig, comp: Components, study, run_dir: Path, fastest
     with atomic_output(run_dir / "trials.parquet") as tmp:
         df.to_parquet(tmp, index=False)
     done = df[df["state"] == "COMPLETE"].dropna(subset=["reward"])
-    if comp.reward.multi_objective:
-        ranked = pareto_front(done).sort_values("accuracy", ascending=False)
+    if comp.reward.multi_objective:  # a front has no best: its members spread from fastest to most accurate
+        ranked = spread_front(pareto_front(done).drop_duplicates("arch"), config.top)
     else:
         ranked = done.sort_values(["reward", "number"], ascending=[False, True])
     ranked = ranked.drop_duplicates("arch").head(config.top)
@@ -690,14 +751,13 @@ def finish(config: SearchConfig, comp: Components, study, run_dir: Path, fastest
     for rank, (_, r) in enumerate(ranked.iterrows(), 1):
         path = save_network(parse_network(r["arch"]), top_dir / f"{rank:02d}.yaml")
         top.append({
-            "rank": rank, "trial": int(r["number"]), "arch": r["arch"], "latency_ms": float(r["latency_ms"]),
+            "rank": rank, "trial": int(r["number"]), "arch": r["arch"], "code": r.get("code"),
+            "latency_ms": float(r["latency_ms"]),
             "accuracy": float(r["accuracy"]), "madds": int(r["madds"]), "params": int(r["params"]),
             "reward": float(r["reward"]), "file": str(path),
         })
     if plot and len(done):
-        from mnas.plots import plot_pareto
-        from mnas.run import zoo_references
-
-        plot_pareto([run_dir], run_dir / "pareto.png", device=config.device, references=zoo_references(comp.predictor))
+        plot_search_pareto(config, [run_dir], run_dir / "pareto.png", predictor=comp.predictor,
+                           evaluator=comp.evaluator, space_name=comp.space.name, multi_objective=comp.reward.multi_objective)
     return SearchResult(run_dir=run_dir, table=df, top=top, fastest_ms=fastest, completed=len(done),
                         wall_s=time.time() - t0)

@@ -560,7 +560,9 @@ def load_space(name_or_path: str | Path, mode: str | None = None) -> SearchSpace
     try:
         from mnas.io import read_text_file
 
-        data = yaml.safe_load(read_text_file(p, "search space YAML"))
+        from mnas.io import safe_yaml
+
+        data = safe_yaml(read_text_file(p, "search space YAML"), p)
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         line = f" line {mark.line + 1}" if mark else ""

@@ -11,6 +11,7 @@ random state: the same seed and the same told values give the same trials.
 ``tpe``        Optuna's Tree-structured Parzen Estimator
 ``nsga2``      Optuna's NSGA-II (made for multi-objective runs)
 ``random``     uniform random sampling
+``bo``         Bayesian optimisation: a Gaussian process on one-hot encodings, expected improvement
 =============  ==============================================================
 
 To add a strategy, write a module with a factory
@@ -33,6 +34,8 @@ STRATEGIES: dict[str, str] = {
     "tpe": "mnas.search.strategies.builtin:make_tpe",
     "nsga2": "mnas.search.strategies.builtin:make_nsga2",
     "random": "mnas.search.strategies.builtin:make_random",
+    "bo": "mnas.search.strategies.bo:make",
+    "ofa-evolution": "mnas.search.strategies.ofa_evolution:make",
 }
 
 
