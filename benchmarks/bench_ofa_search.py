@@ -255,9 +255,8 @@ def report(out: Path, header: list[str]) -> str:
         return "no runs yet"
     df = pd.concat([pd.read_csv(f) for f in files], ignore_index=True)
     rows = []
-    for (name, driver), g in df.groupby(["strategy", "driver"], sort=False):
+    for (name, driver, n), g in df.groupby(["strategy", "driver", "samples"], sort=False):
         g = g.drop_duplicates("seed", keep="last")
-        n = int(g["samples"].min())
         row = {"strategy": name, "driver": driver, "samples": f"{n:,}", "seeds": len(g),
                "samples to 81.71 %": median_or_beyond(g["samples_to_goal"].tolist(), n),
                "reached": f"{int(g['samples_to_goal'].notna().sum())}/{len(g)}"}

@@ -40,6 +40,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -121,6 +122,7 @@ def run_optuna(name, seed, budget, box: BlackBox) -> None:
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     warnings.simplefilter("ignore")
     names = [c.name for c in box.choices]
+    dists: dict[str, Any]
     if name == "cmaes":
         dists = {n: IntDistribution(0, k - 1) for n, k in zip(names, box.sizes)}
         sampler = optuna.samplers.CmaEsSampler(seed=seed)
@@ -162,6 +164,60 @@ def run_nevergrad(name, seed, budget, box: BlackBox) -> None:
         opt.tell(x, -box(list(x.value)))
 
 
+def proposal_cost(comp, target: float, sizes: list[int], strategies: list[str], reps: int, out: Path) -> None:
+    """CPU ms per proposal of each strategy (screened) given ``n`` finished trials, beside each other."""
+    import warnings
+
+    import optuna
+    from optuna.trial import create_trial
+
+    from mnas.search.screen import Screen, ScreenedSampler
+    from mnas.search.strategies import get_strategy
+    from mnas.search.strategies.base import distributions, sample_from_params
+
+    warnings.simplefilter("ignore")
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    space, predictor, evaluator = comp
+    dists = distributions(space.choices())
+    screen = Screen(space, predictor, target)
+    rng = np.random.default_rng(0)
+    idx = (rng.random((max(sizes) * 3, len(screen.sizes))) * screen.sizes).astype(np.int64)
+    idx = idx[screen.latency_indices(idx) <= target][: max(sizes)]
+    params = [screen.params_of(r) for r in idx]
+    samples = [sample_from_params(space.choices(), p) for p in params]
+    acc = [r["top1"] for r in evaluator.evaluate_many([None] * len(samples), samples)]  # batched: not timed
+    load0 = os.getloadavg()[0]
+    rows = []
+    for name in strategies:
+        lib, strat, opts, _, _ = parse_entry(name)
+        window = opts.pop("_window", None)  # mnas's runner shows tpe only its newest 500 trials
+        row = {"strategy": name}
+        for n in sizes:
+            sampler = ScreenedSampler(get_strategy(strat, dists, seed=0, options=opts), Screen(space, predictor, target))
+            study = optuna.create_study(direction="maximize", sampler=sampler)
+            keep = slice(max(0, n - (window or n)), n)
+            study.add_trials([create_trial(params=p, distributions=dists, value=v)
+                              for p, v in list(zip(params, acc))[:n][keep]])
+            for _ in range(2):  # warm: imports, first fit
+                study.tell(study.ask(dists), 60.0)
+            c0 = time.process_time()
+            for _ in range(reps):
+                study.tell(study.ask(dists), 60.0)
+            row[f"ms @ {n} trials"] = f"{1e3 * (time.process_time() - c0) / reps:.1f}"
+            print(f"  proposal cost {name} @ {n}: {row[f'ms @ {n} trials']} ms", file=sys.stderr, flush=True)
+        rows.append(row)
+    lines = [f"Produced by `python benchmarks/bench_peers.py {' '.join(shlex.quote(a) for a in sys.argv[1:])}`: CPU ms "
+             f"per proposal (ask + tell, latency screen on, pixel1 ≤ {target:g} ms) given n finished anb trials, "
+             f"{reps} proposals each after 2 warm-up ones; machine load average {load0:.1f} at the start, "
+             f"{os.getloadavg()[0]:.1f} at the end (2 cores shared). `tpe` is mnas's TPE on its default window "
+             "(`;_window=500`: the newest 500 trials, as `mnas search` runs it), `mnas:tpe` the same sampler on all n.", ""]
+    cols = list(rows[0])
+    lines += ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    lines += ["| " + " | ".join(str(r[c]) for c in cols) + " |" for r in rows]
+    out.write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
 PEERS = {"optuna": ("optuna", run_optuna), "hyperopt": ("hyperopt", run_hyperopt),
          "nevergrad": ("nevergrad", run_nevergrad)}
 
@@ -184,6 +240,7 @@ def available(package: str | None) -> bool:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seeds", type=int, default=5)
+    ap.add_argument("--first-seed", type=int, default=0, help="run seeds first-seed .. first-seed + seeds - 1")
     ap.add_argument("--random-seeds", type=int, default=10)
     ap.add_argument("--milestone-samples", type=int, default=8000)
     ap.add_argument("--budget", type=int, default=2000)
@@ -193,6 +250,11 @@ def main() -> int:
     ap.add_argument("--runs", default="runs/bench_peers.runs.jsonl",
                     help="every finished run (JSON lines; reused by a rerun, not committed)")
     ap.add_argument("--report-only", action="store_true", help="only tabulate the runs already in --runs")
+    ap.add_argument("--proposal-cost", default=None, metavar="SIZES",
+                    help="instead: CPU ms per proposal at these numbers of finished trials (e.g. 100,500,2000) for "
+                         "--cost-strategies; writes --out")
+    ap.add_argument("--cost-strategies", default="mnas:bo,mnas:tpe;_window=500,mnas:tpe,mnas:evolution,mnas:random")
+    ap.add_argument("--cost-reps", type=int, default=10)
     args = ap.parse_args()
 
     import warnings
@@ -209,6 +271,10 @@ def main() -> int:
     evaluator = get_evaluator("anb", space=space)
     comp = (space, predictor, evaluator)
     target = args.target_ms
+    if args.proposal_cost:
+        proposal_cost(comp, target, [int(x) for x in args.proposal_cost.split(",")], args.cost_strategies.split(","),
+                      args.cost_reps, Path(args.out))
+        return 0
     runs_path = Path(args.runs)
     runs_path.parent.mkdir(parents=True, exist_ok=True)
     done = load_done(runs_path)
@@ -257,7 +323,7 @@ def main() -> int:
             print(f"  skip {entry}: {need} not installed", file=sys.stderr, flush=True)
             continue
         curves, cpu = [], []
-        for seed in range(args.seeds):
+        for seed in range(args.first_seed, args.first_seed + args.seeds):
             r = next((x for x in done if (x["entry"], x["seed"], x["budget"], x["target"]) == (entry, seed, budget, target)),
                      None)
             if r is None:
@@ -266,14 +332,14 @@ def main() -> int:
                 print(f"  {entry} seed {seed}: {budget} samples ...", file=sys.stderr, flush=True)
                 c0, w0 = time.process_time(), time.perf_counter()
                 if lib == "mnas":
-                    acc, lat = run_mnas(name, opts, screen, seed, budget, comp, target)
+                    accs, lats = run_mnas(name, opts, screen, seed, budget, comp, target)
                 else:
                     box = BlackBox(space, predictor, evaluator, target)
                     PEERS[lib][1](name, seed, budget, box)
-                    acc, lat = box.acc[:budget], box.lat[:budget]
+                    accs, lats = box.acc[:budget], box.lat[:budget]
                 r = {"entry": entry, "seed": seed, "budget": budget, "target": target,
                      "cpu_s": time.process_time() - c0, "wall_s": time.perf_counter() - w0,
-                     "load": os.getloadavg()[0], "acc": np.round(acc, 4).tolist(), "lat": np.round(lat, 4).tolist()}
+                     "load": os.getloadavg()[0], "acc": np.round(accs, 4).tolist(), "lat": np.round(lats, 4).tolist()}
                 with open(runs_path, "a") as f:
                     f.write(json.dumps(r) + "\n")
                 done.append(r)

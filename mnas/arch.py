@@ -169,6 +169,9 @@ class Bneck:
             raise MnasError(f"ir: expanded channels must be positive, got {self.exp}")
         if self.se < 0:
             raise MnasError(f"ir: squeeze-excite width must be >= 0, got {self.se}")
+        if self.se > self.exp:  # SE squeezes the expanded channels: a wider hidden layer is a typo (se999)
+            raise MnasError(f"ir: squeeze-excite width {self.se} exceeds the {self.exp} expanded channels it "
+                            "squeezes (use 0 < se <= exp, e.g. exp // 4)")
 
 
 Block = Union[Conv, DepthSep, Bneck]

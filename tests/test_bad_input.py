@@ -691,10 +691,15 @@ def test_a_full_destination_is_refused_before_any_work(capsys, tmp_path, monkeyp
 
 def test_a_disk_that_fills_during_the_write_leaves_no_partial_file(capsys, tmp_path, small_fs):
     """The check passes (space is left), the write itself runs out: one line naming the file, nothing left."""
-    fs = small_fs("size=256k")  # an ONNX MobileNetV2 is ~14 MB
-    code, out, err = run(capsys, "export", "mobilenet_v2", "--out", fs / "net.onnx")
-    assert_one_line_error(code, err, f"cannot write {fs / 'net.onnx'}", "No space left on device")
+    fs = small_fs("size=32k")
+    ofa = tmp_path / "big_lookup_table.yaml"  # 1,500 ops: a table of ~80 KB
+    ofa.write_text("".join(f"Conv-input:{r}x{r}x3-output:{r // 2}x{r // 2}x24:\n  count: 50\n  mean: 1.5\n"
+                           "  std: 0.1\n" for r in range(8, 3008, 2)))
+    code, out, err = run(capsys, "latency", "import-ofa", ofa, "--device", "big", "--out", fs / "big.csv")
+    assert_one_line_error(code, err, f"cannot write {fs / 'big.csv'}", "No space left on device")
     assert out == "" and list(fs.iterdir()) == []
+    code, _, err = run(capsys, "latency", "import-ofa", ofa, "--device", "big", "--out", tmp_path / "big.csv")
+    assert code == 0, err  # the same import where there is room (the table is not refused for itself)
 
 
 @pytest.mark.parametrize("special", ["/dev/null", "fifo"])
@@ -922,6 +927,7 @@ def test_every_parser_refuses_abbreviations():
     ("target_ms: 15\nevaluator: train\nevaluator_options: {lr: -1}\n",
      ["cfg.yaml: evaluator_options.lr", "must be a positive number"]),
     ("target_ms: 15\naddress: 10.0.0.1:6379\n", ["--address only applies with --backend ray"]),
+    ("target_ms: 15\ncpus_per_trial: -1\n", ["cpus_per_trial"]),
     ("a: " + "[" * 20000 + "]" * 20000 + "\n", ["cfg.yaml", "nested 20000 levels deep"]),
 ])
 def test_config_file_fields_name_the_file_and_field(capsys, tmp_path, monkeypatch, text, needles):
@@ -1021,18 +1027,18 @@ def test_a_latency_table_with_a_bom_reads_as_without(capsys, tmp_path):
     assert results[0] == results[1]
 
 
-@pytest.mark.parametrize("content,fmt", [
-    (BINARY, "unknown binary data"),
-    (b"a text file\n", "text"),
-    (b"\x1f\x8b\x08\x00" + bytes(40), "gzip data"),
-    (b"PK\x03\x04" + bytes(60), "damaged zip archive"),
+@pytest.mark.parametrize("content,needles", [
+    (BINARY, ["not a torch file", "unknown binary data"]),
+    (b"a text file\n", ["not a torch file", "holds text"]),
+    (b"\x1f\x8b\x08\x00" + bytes(40), ["not a torch file", "gzip data"]),
+    (b"PK\x03\x04" + bytes(60), ["truncated", "delete it"]),  # a torch file (a zip) cut short
 ])
-def test_a_supernet_file_that_is_no_torch_file_names_its_format(capsys, tmp_path, content, fmt):
+def test_a_supernet_file_that_is_no_torch_file_names_its_format(capsys, tmp_path, content, needles):
     ckpt = tmp_path / "s.pt"
     ckpt.write_bytes(content)
     code, _, err = run(capsys, "eval", "mobilenet_v3_small", "--space", "v3_small", "-e", "supernet", "-o",
                        f"checkpoint={ckpt}")
-    assert_one_line_error(code, err, "s.pt", "not a torch file", fmt)
+    assert_one_line_error(code, err, "s.pt", *needles)
     assert "older mnas" not in err
     assert ckpt.read_bytes() == content
 
@@ -1149,7 +1155,11 @@ def test_an_intact_journal_still_resumes_and_a_cut_last_line_is_dropped(capsys, 
 
 
 @pytest.mark.parametrize("content", [BINARY, b'{"a": 1}\n', b"not json\n"])
-def test_dashboard_on_a_garbage_journal_is_one_line(capsys, tmp_path, content):
+def test_dashboard_on_a_garbage_journal_is_one_line(capsys, tmp_path, monkeypatch, content):
+    def no_server(*a, **kw):
+        raise AssertionError("the damaged journal was not refused: the dashboard went on to serve it")
+
+    monkeypatch.setattr("wsgiref.simple_server.make_server", no_server)  # a regression fails, never serves forever
     run_dir = tmp_path / "run"
     from mnas.search.config import SearchConfig
 
@@ -1179,6 +1189,8 @@ REFUSED_LATE = {
     "search unknown dataset": ["search", "--target-ms", "15", "--evaluator", "train", "--dataset", "bogus", "--trials",
                                "2", "--no-progress"],
     "search bad storage": ["search", "--target-ms", "15", "--storage", "bogus:x", "--no-progress"],
+    "replay unknown dataset": ["replay", "v3-small", "--budget", "smoke", "--evaluator", "train", "--dataset", "bogus",
+                               "--no-progress"],
     "netadapt target below the fastest": ["netadapt", "--arch", "mobilenet_v3_small", "--device", "pixel1",
                                           "--target-ms", "0.01", "--budget", "smoke", "--dataset", "digits",
                                           "--no-progress"],
@@ -1192,6 +1204,30 @@ def test_a_refused_run_leaves_no_run_folder(capsys, tmp_path, monkeypatch, case)
     assert_one_line_error(code, err)
     assert "--resume" not in err  # a resume could not change the setting: no dead-end advice
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("argv", [
+    ["latency", "profile", "--device", "x", "--space", "nosuchspace"],
+    ["latency", "profile", "--device", "x", "--arch", "nosucharch"],
+])
+def test_a_refused_profile_writes_no_table(capsys, tmp_path, monkeypatch, argv):
+    monkeypatch.chdir(tmp_path)  # the default table would be latency_tables/x.csv here
+    monkeypatch.setenv("MNAS_NO_REEXEC", "1")  # profile re-executes itself for its malloc settings: not in a test
+    code, _, err = run(capsys, *argv)
+    assert_one_line_error(code, err, "nosuch")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_refused_supernet_training_leaves_no_settings_file(capsys, tmp_path):
+    code, _, err = run(capsys, "supernet", "train", "--space", "v3_small", "--dataset", "bogus", "--steps", "3",
+                       "--out", tmp_path / "s.pt")
+    assert_one_line_error(code, err, "unknown dataset 'bogus'")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_squeeze_excite_wider_than_its_block_is_refused(capsys):
+    code, _, err = run(capsys, "arch", "show", "r224 stem_k3_c16_s2_hs ir_k3_e16_c16_se999_re_s2 head_c576_hs_f1024_hs_d0.2")
+    assert_one_line_error(code, err, "squeeze-excite width 999 exceeds the 16 expanded channels")
 
 
 def test_the_corrected_command_then_runs(capsys, tmp_path):

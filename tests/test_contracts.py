@@ -58,6 +58,7 @@ CHEAP = {
     "predictor": ("v3_small", lambda sp, cache: get_evaluator("predictor", space=sp, cache=cache)),
     "imagenet": ("v3_small", lambda sp, cache: get_evaluator("imagenet", space=sp, cache=cache, warn=False)),
     "anb": ("anb", lambda sp, cache: get_evaluator("anb", space=sp, cache=cache)),
+    "ofa": ("ofa", lambda sp, cache: get_evaluator("ofa", space=sp, cache=cache)),
 }
 ELSEWHERE = {"train": "tests/test_accuracy_train.py", "supernet": "tests/test_accuracy_supernet.py",
              "table": "tests/test_accuracy_table.py"}

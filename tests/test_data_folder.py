@@ -137,6 +137,7 @@ def test_shards_two_processes_equal_one_process_two_micro_batches():
         F.ShardSampler(40, 6, world=4)
 
 
+@pytest.mark.slow  # reads the 60,000 members of the archive (~6 s)
 def test_cifar10_archive_streams(shared_data):
     path = shared_data / "cifar10" / "cifar10_jpg.tar.gz"
     if not path.is_file():

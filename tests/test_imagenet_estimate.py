@@ -62,12 +62,17 @@ def test_features_of_v3_small_by_hand():
     assert x["log2_res"] == 0.0
     assert 2 ** x["log2_madds"] == pytest.approx(56.5, abs=0.1)  # 56.5 M multiply-adds
     assert 2 ** x["log2_params"] == pytest.approx(2.542856)
-    # where the blocks sit (V3-Small, Table 2): 1 block at 56x56 (output stride 4), 2 at 28x28, 5 at 14x14
-    # (all 5x5), 3 at 7x7 (all 5x5); the 28x28 pair expands 16 -> 72 and 24 -> 88
-    assert [x[f"blocks_s{g}"] for g in (4, 8, 16, 32)] == [0.25, 0.5, 1.25, 0.75]
-    assert [x[f"kernel_s{g}"] for g in (4, 8, 16, 32)] == [0.0, 0.0, 1.0, 1.0]
-    assert x["expand_s8"] == pytest.approx((np.log2(72 / 16) + np.log2(88 / 24)) / 2)
-    assert x["expand_s4"] == 0.0  # the first block has no expansion
+    # where the blocks sit (V3-Small, Table 2), stage by stage: 16 ch at 56x56 (output stride 4, no
+    # expansion); 24 ch x 2 at 28x28 (16 -> 72, 24 -> 88); at 14x14 40 ch x 3 (24 -> 96, 40 -> 240 twice)
+    # then 48 ch x 2 (40 -> 120, 48 -> 144); 96 ch x 3 at 7x7 (48 -> 288, 96 -> 576 twice); 5x5 from 14x14 on
+    on = sorted(n[:-3] for n, v in x.items() if n.endswith("_on") and v)
+    assert on == ["slot16_11", "slot16_12", "slot16_13", "slot16_21", "slot16_22", "slot32_11", "slot32_12",
+                  "slot32_13", "slot4_11", "slot8_11", "slot8_12"]
+    assert x["slot4_11_expand"] == 0.0 and x["slot4_11_kernel"] == 0.0
+    assert x["slot8_11_expand"] == pytest.approx(np.log2(72 / 16)) and x["slot8_12_expand"] == pytest.approx(np.log2(88 / 24))
+    assert x["slot16_11_expand"] == pytest.approx(2.0) and x["slot16_21_expand"] == pytest.approx(np.log2(3))
+    assert x["slot32_11_expand"] == pytest.approx(np.log2(6)) and x["slot32_13_kernel"] == 1.0
+    assert x["slot16_14_on"] == 0.0  # the 40-channel stage has three blocks
 
 
 def test_a_7x7_kernel_is_credited_as_a_5x5_never_more():
@@ -130,7 +135,7 @@ def test_a_3000_channel_network_is_flagged():
 def test_an_expansion_narrower_than_its_input_is_flagged(ev):
     v3 = zoo.get("mobilenet_v3_large")
     blocks = list(v3.blocks)
-    blocks[3] = Bneck(**{**blocks[3].__dict__, "exp": 8})  # 24 channels in, 8 expanded
+    blocks[3] = Bneck(**{**blocks[3].__dict__, "exp": 8, "se": 0})  # 24 channels in, 8 expanded
     r = ev.evaluate(v3.replace(blocks=tuple(blocks)))
     assert r["extrapolated"] is True and "b3 expands 24 to 8" in r["extrapolated_why"]
     assert ev.evaluate(v3)["extrapolated"] is False
@@ -313,7 +318,7 @@ def test_inside_ofas_space_it_ranks_better_than_multiply_adds(ev, ofa_subnets):
     est = np.array([r["top1"] for r in ev.evaluate_many(nets)])
     madds = np.array([count(n).madds for n in nets])
     tau_est, tau_madds = kendalltau(est, ofa)[0], kendalltau(madds, ofa)[0]
-    assert tau_est >= 0.8 and tau_est > tau_madds + 0.04, (tau_est, tau_madds)
+    assert tau_est >= 0.83 and tau_est > tau_madds + 0.06, (tau_est, tau_madds)
 
 
 def test_a_5x5_kernel_is_credited_about_as_ofas_predictor_credits_it(ev, ofa_subnets):
@@ -321,17 +326,21 @@ def test_a_5x5_kernel_is_credited_about_as_ofas_predictor_credits_it(ev, ofa_sub
     credited +0.16 pp in every block. Resolution +16 px: OFA +0.79, old estimate +0.56."""
     sp, samples, nets, ofa = ofa_subnets
     ofa_ev = get_evaluator("ofa", space=sp)
-    k_est, k_ofa, r_est, r_ofa = [], [], [], []
-    for s, net, base in zip(samples, nets, ofa):
+
+    def credit(pairs):  # (estimate's change, OFA's change) over (network, changed network) pairs
+        a, b = [p[0] for p in pairs], [p[1] for p in pairs]
+        return (np.array([r["top1"] for r in ev.evaluate_many(b)]) - np.array([r["top1"] for r in ev.evaluate_many(a)]),
+                np.array([r["top1"] for r in ofa_ev.evaluate_many(b)]) - np.array([r["top1"] for r in ofa_ev.evaluate_many(a)]))
+
+    kernel, res = [], []
+    for s, net in zip(samples, nets):
         slots = [f"s{i}.l{j}.kernel" for i in range(1, 6) for j in range(1, s[f"s{i}.layers"] + 1)
                  if s[f"s{i}.l{j}.kernel"] == 3]
         if slots:
-            k = sp.decode({**s, slots[0]: 5})
-            k_est.append(ev.evaluate(k)["top1"] - ev.evaluate(net)["top1"])
-            k_ofa.append(ofa_ev.evaluate(k)["top1"] - base)
+            kernel.append((net, sp.decode({**s, slots[0]: 5})))
         if s["resolution"] < 224:
-            r = net.with_resolution(s["resolution"] + 16)
-            r_est.append(ev.evaluate(r)["top1"] - ev.evaluate(net)["top1"])
-            r_ofa.append(ofa_ev.evaluate(r)["top1"] - base)
+            res.append((net, net.with_resolution(s["resolution"] + 16)))
+    k_est, k_ofa = credit(kernel)
+    r_est, r_ofa = credit(res)
     assert abs(np.mean(k_est) - np.mean(k_ofa)) < 0.1 and np.mean(k_est) < 0.16
     assert abs(np.mean(r_est) - np.mean(r_ofa)) < 0.15

@@ -113,7 +113,6 @@ def test_the_checker_finds_a_cycle_hidden_in_a_function_and_one_under_type_check
 KNOWN_CYCLES: list[set[str]] = [
     {"mnas.cli", "mnas.cli.common"},  # mnas.cli.common imports NUMBER_TYPES from mnas.cli
     {"mnas.accuracy.train", "mnas.train.loop"},  # mnas.train.loop imports adapt_small_input back
-    {"mnas.latency.pixel1_era", "mnas.latency.predictor"},  # era_predictor builds a Predictor; get_predictor calls it
 ]
 
 

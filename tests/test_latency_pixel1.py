@@ -198,7 +198,7 @@ def test_modelled_table_prices_unlisted_ops_with_its_own_model():
     assert p.predict(odd) < p.predict(net)
 
 
-# --------------------------------------------------------------------------- eras: DEVICE@ERA (mnas/latency/pixel1_era.py)
+# --------------------------------------------------------------------------- eras: DEVICE@ERA (latency/pixel1_era.py)
 
 def test_era_factor_is_the_least_relative_squares_scale():
     """Hand computation: r = predicted/published; s = sum(r) / sum(r^2) minimises sum((s r - 1)^2)."""
@@ -335,3 +335,14 @@ def test_era_errors_are_one_line(capsys):
     assert main(["latency", "predict", "mobilenet_v2", "--device", "pixel1@nope"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "no era 'nope'" in err[0]
+
+
+@pytest.mark.slow
+def test_eras_report_is_regenerated_exactly(shared_data):
+    """experiments/results/pixel1_eras.md is what experiments/pixel1_eras.py writes now (re-run it after a refit)."""
+    singlepath = shared_data / "latency" / "pixel1_singlepath" / "pixel1_runtime_model.json"
+    if not singlepath.is_file():
+        pytest.skip(f"{singlepath} is absent")
+    eras = load_experiment("pixel1_eras")
+    text = eras.render(eras.evaluate(singlepath))
+    assert text == (REPO / "experiments" / "results" / "pixel1_eras.md").read_text(), "pixel1_eras.md is stale"

@@ -16,6 +16,7 @@ import pandas as pd
 import pytest
 
 from mnas.errors import MnasError
+from mnas.search.config import SearchConfig
 from mnas.search.reward import get_reward
 from mnas.search.screen import Screen, ScreenedSampler, screen_default, screen_enabled
 from mnas.search.strategies import get_strategy
@@ -159,3 +160,17 @@ def test_trials_table_has_the_screened_column_for_every_row(tmp_path):
     res = toy_run(tmp_path, space=SMALL, target_ms=MEDIAN, reward="hard", trials=10, storage="memory")
     df = pd.read_csv(res.run_dir / "trials.csv")
     assert "screened" in df.columns and df["screened"].notna().all() and (df["screened"] >= 0).all()
+
+
+def test_cli_flags_reach_the_config_and_resume_keeps_them(tmp_path):
+    from mnas.cli.search import config_from_args
+    from test_search_runner import _args
+
+    cfg = config_from_args(_args(["--target-ms", "15", "--reward", "hard", "--no-screen", "--screen-tries", "7"]))
+    assert cfg.screen is False and cfg.screen_tries == 7
+    assert config_from_args(_args(["--target-ms", "15"])).screen is None  # the reward decides
+    SearchConfig(target_ms=20, reward="hard").save(tmp_path / "config.yaml")
+    with pytest.raises(MnasError, match="cannot change screen"):
+        config_from_args(_args(["--resume", str(tmp_path), "--no-screen"]))
+    with pytest.raises(MnasError, match="screen_tries must be a whole number >= 1"):
+        SearchConfig(target_ms=20, screen_tries=0)

@@ -81,6 +81,7 @@ def test_bad_recipe_input_is_one_line(tmp_path, capsys):
     assert "unknown optimizer 'adam'" in capsys.readouterr().err
     assert main(["train", TINY, "--dataset", "imagenet-folder", "--out", str(tmp_path / "y")]) == 2
     assert "needs --data-dir" in capsys.readouterr().err
+    assert not (tmp_path / "y").exists()  # refused before the run folder was made
 
 
 # ------------------------------------------------------------------ a run folder

@@ -7,7 +7,9 @@ has (see :data:`FEATURES`):
 * capacity: log2 multiply-adds, log2 parameters, log2 resolution (and the
   square of log2 multiply-adds, for the saturation of accuracy with size);
 * how the network spends that capacity: mean depthwise kernel, squeeze-excite
-  and smooth-activation (h-swish / swish) fractions, number of blocks.
+  and smooth-activation (h-swish / swish) fractions, number of blocks;
+* where it spends it: per block slot (stage by output stride and order, position
+  in the stage), whether a block is there, its kernel and its log expansion.
 
 Learned from what is real (``experiments/fit_imagenet_estimate.py`` regenerates
 the file byte for byte): the published ImageNet top-1 of the networks mnas
@@ -17,7 +19,12 @@ Accel-NASBench's 4,626 networks of the MnasNet space trained on ImageNet with a
 16-epoch proxy. The benchmark fixes the capacity terms' training recipe but
 varies kernel, expansion, depth and squeeze-excite per block, so the block
 coefficients come from it, scaled by one fitted factor (16-epoch effects →
-full-training effects, stored as ``calibration``). The stored ``validation``
+full-training effects, stored as ``calibration``). Within one space the third
+source speaks: Once-for-All's accuracy predictor (``mnas.accuracy.ofa``, fitted by
+its authors on ~16K measured sub-networks): the residual of its top-1 on random
+sub-networks of the ``ofa`` space is fitted on the slot features and the
+capacity terms, and that correction is part of the coefficients (one linear model
+for every network; nothing recognises an ``ofa`` sub-net). The stored ``validation``
 holds the measured leave-one-family-out error, which every result carries.
 
 ``evaluate_many`` scores a list of networks in one matrix product. Networks
@@ -55,15 +62,19 @@ FEATURES = (
     "se",  # fraction of blocks with squeeze-excite
     "smooth_act",  # fraction of activations (stem, blocks, head) that are h-swish or swish
     "depth",  # number of blocks / 10
-    # where the network spends its blocks: per output-stride group (blocks whose output is at 1/4 of
-    # the input or larger, 1/8, 1/16, 1/32 or smaller), the number of depthwise blocks / 4, their mean
-    # (k - 3) / 2 (uncapped: 7x7 = 2) and mean log2(expanded / input channels); 0 for an empty group.
+    # where the network spends its blocks, stage by stage: a stage is a run of depthwise blocks with one
+    # output width; stages are placed by output stride (1/4 or larger, 1/8, 1/16, 1/32 or smaller) and
+    # order within it (first, second; a third joins the second), blocks by position in the stage (1-4; a
+    # fifth and later join the fourth). Per slot: whether a block is there, its (k - 3) / 2 (uncapped:
+    # 7x7 = 2) and its log2(expanded / input channels), averaged where several blocks share the slot.
     # Learned from Once-for-All's predictor (see experiments/fit_imagenet_estimate.py).
-    *(f"{f}_s{g}" for g in (4, 8, 16, 32) for f in ("blocks", "kernel", "expand")),
+    *(f"slot{g}_{m}{j}_{f}" for g in (4, 8, 16, 32) for m in (1, 2) for j in (1, 2, 3, 4)
+      for f in ("on", "kernel", "expand")),
 )
 STRIDE_GROUPS = (4, 8, 16, 32)
+SLOT_STAGES, SLOT_BLOCKS = 2, 4
 # The global `kernel` feature (Accel-NASBench's block term) credits a 7x7 as a 5x5 (no network in that
-# data has a 7x7); the per-group kernel features, learned on Once-for-All's 3/5/7 space, do not cap.
+# data has a 7x7); the slot kernel features, learned on Once-for-All's 3/5/7 space, do not cap.
 KERNEL_CAP = 5
 # The block-choice features Accel-NASBench varies (its coefficients are learned there).
 BLOCK_FEATURES = ("kernel", "se", "depth")
@@ -85,7 +96,7 @@ def features(net: Network) -> np.ndarray:
     c = count(net, num_classes=1000)
     kernels, se, acts = [], [], [_smooth(net.stem.act)]
     depthwise = 0
-    groups: dict[int, list[tuple[float, float]]] = {g: [] for g in STRIDE_GROUPS}
+    runs: list[tuple[int, int, list[tuple[float, float]]]] = []  # (stride group, width, blocks)
     for layer in net.layers():
         b = layer.block
         if layer.index < 0:
@@ -94,7 +105,11 @@ def features(net: Network) -> np.ndarray:
             ratio = b.exp / layer.cin if isinstance(b, Bneck) else 1.0
             stride = net.resolution / layer.hout
             g = next((s for s in STRIDE_GROUPS if stride <= s * 1.5), STRIDE_GROUPS[-1])
-            groups[g].append(((b.kernel - 3) / 2, math.log2(ratio)))
+            item = ((b.kernel - 3) / 2, math.log2(ratio))
+            if runs and runs[-1][0] == g and runs[-1][1] == b.out:
+                runs[-1][2].append(item)
+            else:
+                runs.append((g, b.out, [item]))
         if isinstance(b, Bneck):
             depthwise += 1
             kernels.append((min(b.kernel, KERNEL_CAP) - 3) / 2)
@@ -125,14 +140,26 @@ def features(net: Network) -> np.ndarray:
         float(np.mean(se)),
         float(np.mean(acts)),
         len(net.blocks) / 10,
-        *(v for g in STRIDE_GROUPS for v in _group(groups[g])),
+        *_slots(runs),
     ], dtype=np.float64)
 
 
-def _group(blocks: list[tuple[float, float]]) -> tuple[float, float, float]:
-    if not blocks:
-        return 0.0, 0.0, 0.0
-    return len(blocks) / 4, float(np.mean([k for k, _ in blocks])), float(np.mean([e for _, e in blocks]))
+def _slots(runs: list[tuple[int, int, list[tuple[float, float]]]]) -> list[float]:
+    """The slot features (``slot{g}_{m}{j}_*`` in :data:`FEATURES` order) of a network's stages."""
+    cells: dict[tuple[int, int, int], list[tuple[float, float]]] = {}
+    order: dict[int, int] = {}
+    for g, _, blocks in runs:
+        m = min(order.get(g, 0), SLOT_STAGES - 1)
+        order[g] = order.get(g, 0) + 1
+        for j, item in enumerate(blocks):
+            cells.setdefault((g, m, min(j, SLOT_BLOCKS - 1)), []).append(item)
+    out: list[float] = []
+    for g in STRIDE_GROUPS:
+        for m in range(SLOT_STAGES):
+            for j in range(SLOT_BLOCKS):
+                c = cells.get((g, m, j))
+                out += [1.0, float(np.mean([k for k, _ in c])), float(np.mean([e for _, e in c]))] if c else [0.0] * 3
+    return out
 
 
 def features_many(nets: Sequence[Network]) -> np.ndarray:

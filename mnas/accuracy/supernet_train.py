@@ -369,7 +369,7 @@ def read_checkpoint(path: str | Path, what: str = "supernet file") -> dict:
     if path.stat().st_size == 0:
         raise MnasError(f"{what} {path} is empty (an interrupted copy?): delete it and train or copy it again")
     fmt = file_format(path)
-    if fmt not in ("torch", "legacy torch"):
+    if fmt not in ("torch", "legacy torch") and not fmt.startswith("a damaged zip"):  # a cut torch file: below
         raise MnasError(f"{what} {path} is not a torch file (it holds {fmt}); give a supernet file written by "
                         "`mnas supernet train`")
     try:

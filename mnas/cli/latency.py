@@ -111,8 +111,11 @@ def cmd_list(args) -> int:
     for name, path in available().items():
         t = load_table(path)
         a, b = t.correction
+        from mnas.latency.pixel1_era import eras
+
         rows.append({"device": name, "ops": len(t), "engine": t.meta.get("engine", ""), "cpu": t.meta.get("cpu", ""),
-                     "threads": t.meta.get("threads"), "correction_a": a, "correction_b": b, "path": str(path)})
+                     "threads": t.meta.get("threads"), "correction_a": a, "correction_b": b, "path": str(path),
+                     "eras": sorted(eras(t.meta))})
     from mnas.latency.surrogate import model_device_rows  # madds and Accel-NASBench's measured devices
 
     rows = [{**r, "kind": "lookup table"} for r in rows] + model_device_rows()
@@ -127,6 +130,8 @@ def cmd_list(args) -> int:
     print(f"{'device':<{w}}  {'ops':>6}  {'engine':<{we}}  cpu / source")
     for r in rows:
         print(f"{r['device']:<{w}}  {r['ops']:>6}  {r['engine']:<{we}}  {r['cpu']}")
+        if r.get("eras"):
+            print(f"{'':<{w}}  {'':>6}  {'':<{we}}  eras (--device {r['device']}@ERA): {', '.join(r['eras'])}")
     return 0
 
 

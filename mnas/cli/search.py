@@ -7,6 +7,8 @@
 
 from __future__ import annotations
 
+import argparse
+
 from mnas.cli.common import add_json_flag, print_json, space_evaluator_help
 from mnas.registries import devices, evaluators, listing, spaces, strategies
 from mnas.errors import MnasError
@@ -14,7 +16,8 @@ from mnas.search.config import SPACE_REWARDS
 
 # flag dest -> SearchConfig field (flags left at None do not override the config file)
 _FIELDS = ("target_ms", "space", "layerwise", "device", "evaluator", "dataset", "data_dir", "strategy", "trials",
-           "reward", "alpha", "beta", "seed", "out", "storage", "batch", "window", "backend", "address", "gpus_per_trial", "top")
+           "reward", "alpha", "beta", "seed", "out", "storage", "batch", "window", "backend", "address", "gpus_per_trial", "top",
+           "screen", "screen_tries")
 # data_dir: where the data lives, not what it is; a resume may correct it (issue 15)
 _RESUME_OK = {"trials", "backend", "address", "gpus_per_trial", "top", "data_dir"}
 
@@ -57,6 +60,12 @@ def register(sub) -> None:
     p.add_argument("--batch", type=int, default=None, metavar="K",
                    help="trials asked, measured together and stored per round (journal storage; default: 64 for random, "
                         "the controller's batch_size for rl, 1 for the others: the sequential trials)")
+    p.add_argument("--screen", action=argparse.BooleanOptionalAction, default=None,
+                   help="price each proposal with the latency model first and measure only those within --target-ms "
+                        "(default: on for --reward hard, off otherwise); the trials table's 'screened' column counts "
+                        "the proposals rejected")
+    p.add_argument("--screen-tries", type=int, default=None, metavar="N",
+                   help="proposals per trial before the last one is repaired towards the target (default 100)")
     p.add_argument("--backend", default=None, choices=["local", "ray"], help="run trials here or through Ray Tune")
     p.add_argument("--address", default=None, metavar="HOST:PORT", help="Ray cluster address (with --backend ray)")
     p.add_argument("--gpus-per-trial", type=float, default=None, help="GPUs per Ray trial (default 0)")
@@ -130,11 +139,13 @@ def check_run_options(cfg, evo: dict, sto: dict, source: str | None) -> None:
     probe_strategy(cfg.strategy, cfg.strategy_options, seed=cfg.seed, multi_objective=cfg.reward == "pareto",
                    reward=cfg.reward)
     if cfg.backend != "ray":
-        unused = [f"--{k.replace('_', '-')}" for k, default in (("address", None), ("gpus_per_trial", 0.0))
-                  if getattr(cfg, k) != default]
+        unused = [f"--{k.replace('_', '-')}" if k != "cpus_per_trial" else k for k, default in
+                  (("address", None), ("gpus_per_trial", 0.0), ("cpus_per_trial", 1.0)) if getattr(cfg, k) != default]
         if unused:
             raise MnasError(f"{' and '.join(unused)} only appl{'y' if len(unused) > 1 else 'ies'} with --backend ray (trials run here, on this "
                             f"machine's CPUs): add --backend ray or drop {' and '.join(unused)}")
+    if not cfg.cpus_per_trial > 0:
+        raise MnasError(f"cpus_per_trial must be > 0, got {cfg.cpus_per_trial}")
     if cfg.reward != "custom" and (cfg.alpha is not None or cfg.beta is not None):
         raise MnasError(f"--alpha/--beta set the exponents of --reward custom; reward {cfg.reward!r} has its own: "
                         "add --reward custom or drop them")

@@ -27,7 +27,7 @@ def register(sub) -> None:
     pt.add_argument("--seed", type=int, default=0)
     pt.add_argument("--init", default="", metavar="FILE",
                     help="start from this finished supernet's weights (a second cosine cycle from --lr, fresh optimizer)")
-    pt.add_argument("--warmup-steps", type=int, default=50, help="linear warm-up steps (default 50)")
+    pt.add_argument("--warmup-steps", type=int, default=None, help="linear warm-up steps (default 50)")
     pt.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
     pt.add_argument("--out", default=None, help="output file (default ~/.cache/mnas/supernets/<hash>.pt)")
     pt.add_argument("--no-progress", action="store_true", help="hide the progress bar")
@@ -142,7 +142,9 @@ def cmd_train(args) -> int:
     if args.epochs is not None:
         _, tr, _ = load_data(args.dataset, args.data_dir, val_size, args.seed, args.train_size)
         steps = max(1, math.ceil(args.epochs * len(tr) / args.batch))
-    if args.warmup_steps and args.warmup_steps >= steps:
+    if args.warmup_steps is None:
+        args.warmup_steps = 50  # the default (a shorter training than that just never reaches the peak rate)
+    elif args.warmup_steps and args.warmup_steps >= steps:
         given = f"--steps {steps}" if args.epochs is None else f"{steps} steps (--epochs {args.epochs:g})"
         raise MnasError(f"--warmup-steps {args.warmup_steps} must be less than {given}: the warm-up is part of the "
                         "training; lower --warmup-steps (0 = none) or train longer")
@@ -161,10 +163,17 @@ def cmd_train(args) -> int:
     else:
         target = out
     cached = target.is_file()
-    if not cached and out is not None:
-        atomic_write_text(_settings_path(out), json.dumps(wanted, indent=2) + "\n")
+    side = _settings_path(out) if out is not None else None
+    new_side = side is not None and not cached and not side.exists()
+    if side is not None and not cached:
+        atomic_write_text(side, json.dumps(wanted, indent=2) + "\n")
     try:
         path = ensure_trained(space, args.dataset, args.data_dir, cfg, args.out, progress=not args.no_progress)
+    except MnasError:
+        # refused before any training was saved (a wrong --dataset, a missing --data-dir): leave nothing behind
+        if new_side and side is not None and not out.exists() and not out.with_suffix(".ckpt").exists():
+            side.unlink(missing_ok=True)
+        raise
     except KeyboardInterrupt as e:
         ckpt = Path(target).with_suffix(".ckpt")
         step = _saved_step(ckpt) if ckpt.is_file() else None

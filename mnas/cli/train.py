@@ -95,6 +95,13 @@ def cmd_train(args) -> int:
             space = load_space(args.space)
         net = load_arch(args.arch, space=space)
         rc = recipes.recipe(args.recipe, **ov)
+        if rc.dataset in ("imagenet-folder", "folder"):  # before the run folder is made
+            if rc.data_dir is None:
+                raise MnasError(f"dataset {rc.dataset} needs --data-dir: a folder (or .tar/.tar.gz) with "
+                                "train/<class>/* and val/<class>/* images")
+            if not Path(rc.data_dir).exists():
+                raise MnasError(f"--data-dir {rc.data_dir} does not exist: give a folder (or .tar/.tar.gz) with "
+                                "train/<class>/* and val/<class>/* images")
         slug = Path(args.arch).stem if Path(args.arch).suffix else args.arch
         slug = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in slug)[:60]
         out = Path(args.out) if args.out else Path("runs") / "train" / f"{Path(args.recipe).stem}-{slug}"

@@ -248,8 +248,11 @@ def _check_meta(path: Path, meta, head: list[str]) -> None:
             raise MnasError(f"{path}{line_of('correction')}: correction must be {{a: NUMBER, b: NUMBER}}, got {corr!r}; "
                             "fix it or refit it with `mnas latency profile ... --calibrate 8`")
         per_type = corr.get("per_type") or {}
-        if "a" in corr and corr["a"] <= 0 or not isinstance(per_type, dict) or not all(
-                number(v) and v > 0 for v in per_type.values()):
+        if not isinstance(per_type, dict):
+            raise MnasError(f"{path}{line_of('correction')}: the correction's per_type must map op types to factors "
+                            f"(e.g. {{ir: 1.1, conv: 0.9}}), got {per_type!r}; refit it with `mnas latency profile ... "
+                            "--calibrate 8`")
+        if "a" in corr and corr["a"] <= 0 or not all(number(v) and v > 0 for v in per_type.values()):
             raise MnasError(f"{path}{line_of('correction')}: the correction's factors (a, per_type) must be > 0, got "
                             f"a={corr.get('a')!r}, per_type={per_type!r} (a factor <= 0 makes latencies negative); "
                             "refit it with `mnas latency profile ... --calibrate 8`")

@@ -76,8 +76,8 @@ class Screen:
         if compile_space is not None:
             try:
                 self._fast = compile_space(space)
-            except MnasError:
-                self._fast = None  # a model that cannot vectorise this space: decode one by one
+            except Exception:  # noqa: BLE001 - only a speed-up: a model that cannot vectorise this space decodes
+                self._fast = None
         self._memo: dict[bytes, float] = {}
         self.proposals = 0  # priced proposals (statistics only)
         self.rejected = 0

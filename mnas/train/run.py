@@ -11,8 +11,8 @@ from mnas.train.recipes import Recipe
 
 CONFIG = "config.yaml"
 KIND = "training run"
-# fields a resumed run may change: they decide speed, never the result
-RESUME_FIELDS = ("workers", "threads", "save_every_steps", "device")
+# fields a resumed run may change: they decide speed (or where the same images now are), never the result
+RESUME_FIELDS = ("workers", "threads", "save_every_steps", "device", "data_dir")  # data_dir: the same images moved
 
 
 def save_run(out: str | Path, net: Network, recipe_name: str, rc: Recipe, processes: int) -> Path:

@@ -50,6 +50,8 @@ def _one_blas_thread():
     import contextlib
 
     if not _BLAS:
+        import scipy.linalg  # noqa: F401 - load scipy's own BLAS first, so that the controller limits it too
+
         try:
             from threadpoolctl import ThreadpoolController  # scikit-learn's dependency
 

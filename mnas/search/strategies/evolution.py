@@ -14,12 +14,13 @@ not tried yet). Until the population is full, trials are drawn uniformly at
 random. In a multi-objective study the tournament winner is the member with
 the best non-dominated rank among the drawn ones.
 
-Defaults: population 100, tournaments of 25, one-choice mutation, dedup.
-Population and sample size are the defaults of NNI's ``RegularizedEvolution``
+Defaults: population 50, tournaments of 12, one-choice mutation, dedup. They
+were chosen on the anb benchmark (``benchmarks/results/peers_anb.md``: pixel1
+<= 82.3 ms, hard reward, 5 seeds) among NNI's ``RegularizedEvolution`` defaults
 (``nni/nas/strategy/evolution.py``: population_size=100, sample_size=25,
-mutation_prob=0.05, dedup=True); on the anb benchmark one-choice mutation with
-dedup needed fewer samples than NNI's per-choice 0.05 and than mnas's former
-20 / 5 without dedup (``benchmarks/results/peers_anb.md``).
+mutation_prob=0.05 per choice, dedup=True), mnas's former 20 / 5 without dedup,
+and 20 / 5, 30 / 8, 50 / 12 with dedup: 50 / 12 (NNI's sample-to-population
+ratio, half its population) needed the fewest samples to the milestone.
 
 The state (the population) lives in the study's storage; the sampler holds
 only its seeded random generator (and a memo of the networks tried), so a
@@ -184,8 +185,8 @@ def make(
     *,
     seed: int | None = None,
     multi_objective: bool = False,
-    population_size: int = 100,
-    sample_size: int = 25,
+    population_size: int = 50,
+    sample_size: int = 12,
     mutation_prob: float | None = None,
     dedup: bool = True,
 ):
