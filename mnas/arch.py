@@ -606,3 +606,34 @@ def load_network(path: str | Path) -> Network:
         return parse_network(" ".join(line.split("#")[0] for line in text.splitlines()))
     except MnasError as e:
         raise MnasError(f"{path}: {e}") from None
+
+
+# ---------------------------------------------------------------------------------------------- small inputs
+def adapt_small_input(net: Network, remove: int | str = "auto", min_final: int = 4) -> Network:
+    """Set the stride of the first ``remove`` stride-2 layers (stem included) to 1.
+
+    ``remove="auto"`` removes as few as needed for the last feature map to be at
+    least ``min_final``×``min_final`` (0 for a network already made for its resolution).
+    """
+    strided = [i for i, layer in enumerate(net.layers()) if layer.block.stride == 2]  # 0 = stem
+    if remove == "auto":
+        remove = 0
+        while remove < len(strided) and _final_size(net, strided[:remove]) < min_final:
+            remove += 1
+    if not isinstance(remove, int) or remove < 0:
+        raise MnasError(f"small_input must be 'auto' or a count >= 0, got {remove!r}")
+    if remove == 0:
+        return net
+    if remove > len(strided):
+        raise MnasError(f"small_input={remove}: the network has only {len(strided)} stride-2 layers")
+    return _unstride(net, strided[:remove])
+
+
+def _unstride(net: Network, positions: list[int]) -> Network:
+    stem = dataclasses.replace(net.stem, stride=1) if 0 in positions else net.stem
+    blocks = tuple(dataclasses.replace(b, stride=1) if i + 1 in positions else b for i, b in enumerate(net.blocks))
+    return net.replace(stem=stem, blocks=blocks)
+
+
+def _final_size(net: Network, positions: list[int]) -> int:
+    return _unstride(net, positions).final_size

@@ -31,7 +31,7 @@ from mnas.errors import MnasError
 EVAL_CACHE = "eval_cache.db"  # an evaluator's cache inside a run folder (search, NetAdapt and replay alike)
 CONFIG_FILE = "config.yaml"
 # evaluators that answer from a table or a fitted model in microseconds: not worth a cache file
-INSTANT_EVALUATORS = frozenset({"predictor", "table", "anb", "imagenet", "madds"})
+INSTANT_EVALUATORS = frozenset({"predictor", "table", "anb", "imagenet", "ofa", "madds"})
 
 
 # ---------------------------------------------------------------------------------------------- budgets
@@ -50,7 +50,7 @@ class Budget:
 BUDGETS: dict[str, Budget] = {
     # seconds: tests and a first look. δ = 5 % keeps NetAdapt to a few steps.
     "smoke": Budget(evaluator="imagenet", delta=0.05, trials=24, strategy="random", backend="local",
-                    netadapt=dict(pretrain_steps=20, finetune_steps=10, final_steps=0, batch_size=32, train_size=512,
+                    netadapt=dict(pretrain_steps=200, finetune_steps=10, final_steps=0, batch_size=32, train_size=512,
                                   val_size=200)),
     # minutes on 2 CPU cores: the estimated ImageNet top-1 (instant) scores the search, NetAdapt's
     # proposals and the report; NetAdapt with the paper's δ = 1 %.

@@ -142,7 +142,7 @@ def test_damaged_journal_is_one_clear_error(tmp_path):
 
     bad = tmp_path / "trials.journal"
     bad.write_text('{"op_code": 0, "worker_id": "x"\nnot json\n{"op_code": 1}\n')
-    with pytest.raises(MnasError, match="not a readable Optuna journal"):
+    with pytest.raises(MnasError, match="damaged journal"):
         open_journal(bad)
 
 

@@ -110,8 +110,8 @@ def test_unknown_strategy_is_an_error():
 
 
 def test_options_listed_with_defaults():
-    # chosen in benchmarks/results/peers_anb.md: half NNI's population (100) with its 1/4 tournament ratio, dedup
-    assert options_of("evolution") == {"population_size": 50, "sample_size": 12, "mutation_prob": None, "dedup": True}
+    # chosen in benchmarks/results/peers_anb.md: half NNI's population (100), its 1/4 tournament ratio, its mutation
+    assert options_of("evolution") == {"population_size": 50, "sample_size": 12, "mutation_prob": 0.05, "dedup": True}
     assert "batch_size" in options_of("rl") and "population_size" in options_of("nsga2")
 
 
@@ -123,7 +123,7 @@ def test_bad_option_values(name, bad):
 
 
 def test_evolution_children_differ_from_a_population_member_by_one_choice():
-    study = run("evolution", seed=0, n=60, population_size=10, sample_size=3)
+    study = run("evolution", seed=0, n=60, population_size=10, sample_size=3, mutation_prob=None)
     trials = study.trials
     for t in trials[10:]:
         population = trials[t.number - 10 : t.number]  # aging: the 10 most recent

@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from mnas.accuracy.base import Evaluator
-from mnas.arch import Network
+from mnas.arch import Network, adapt_small_input  # noqa: F401  (adapt_small_input: its home was here)
 from mnas.errors import MnasError
 from mnas.protocols import Space
 from mnas.training import OPTIMIZERS, SCHEDULES
@@ -39,36 +39,6 @@ from mnas.training import OPTIMIZERS, SCHEDULES
 # training split is small (digits has 1,437 training images; 360 as for ``mnas supernet``)
 DEFAULT_VAL_SIZE = {"digits": 360}
 VAL_SIZE = 5000
-
-
-def adapt_small_input(net: Network, remove: int | str = "auto", min_final: int = 4) -> Network:
-    """Set the stride of the first ``remove`` stride-2 layers (stem included) to 1.
-
-    ``remove="auto"`` removes as few as needed for the last feature map to be at
-    least ``min_final``×``min_final`` (0 for a network already made for its resolution).
-    """
-    strided = [i for i, layer in enumerate(net.layers()) if layer.block.stride == 2]  # 0 = stem
-    if remove == "auto":
-        remove = 0
-        while remove < len(strided) and _final_size(net, strided[:remove]) < min_final:
-            remove += 1
-    if not isinstance(remove, int) or remove < 0:
-        raise MnasError(f"small_input must be 'auto' or a count >= 0, got {remove!r}")
-    if remove == 0:
-        return net
-    if remove > len(strided):
-        raise MnasError(f"small_input={remove}: the network has only {len(strided)} stride-2 layers")
-    return _unstride(net, strided[:remove])
-
-
-def _unstride(net: Network, positions: list[int]) -> Network:
-    stem = dataclasses.replace(net.stem, stride=1) if 0 in positions else net.stem
-    blocks = tuple(dataclasses.replace(b, stride=1) if i + 1 in positions else b for i, b in enumerate(net.blocks))
-    return net.replace(stem=stem, blocks=blocks)
-
-
-def _final_size(net: Network, positions: list[int]) -> int:
-    return _unstride(net, positions).final_size
 
 
 @dataclass(frozen=True)

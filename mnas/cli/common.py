@@ -8,6 +8,32 @@ import sys
 from typing import Any
 
 
+
+# Validation at the edge: after the subcommands register, every numeric option gets a checking
+# type by its name (a bare ``int`` or ``float`` still rejects negatives, nan and inf), and every
+# ``--out`` is checked to be a writable file or folder before any work starts.
+NUMBER_TYPES: dict[str, str] = {
+    # whole numbers >= 1
+    **dict.fromkeys(("trials", "steps", "classes", "rounds", "limit", "samples", "threads", "workers", "batch",
+                     "batch_size", "train_size", "val_size", "top", "finetune_steps", "port", "window"), "positive_int"),
+    # image sides in pixels: >= 8 (the 8x8 digits are the smallest images mnas trains on)
+    **dict.fromkeys(("resolution", "resolutions", "image_size"), "image_px"),
+    "low_res": "low_res_px",  # 0 (off) or an image side >= 8
+    # random seeds: 0 ... 2**32 - 1 (every generator mnas seeds takes them)
+    **dict.fromkeys(("seed", "split_seed"), "seed_int"),
+    # whole numbers >= 0
+    **dict.fromkeys(("calibrate", "final_steps", "pretrain_steps", "warmup_steps"), "nonneg_int"),
+    # finite numbers > 0
+    **dict.fromkeys(("target_ms", "lr", "finetune_lr", "epochs", "budget"), "positive_float"),
+    "gpus_per_trial": "nonneg_float",
+    "delta": "open_fraction",
+    **dict.fromkeys(("alpha", "beta"), "finite_float"),
+}
+# where one name means different things: (subcommand path..., dest) -> type
+COMMAND_NUMBER_TYPES: dict[tuple[str, ...], str] = {
+    ("latency", "explain", "top"): "nonneg_int",  # 0 = every op
+}
+
 def add_json_flag(p) -> None:
     p.add_argument("--json", action="store_true", help="print machine-readable JSON instead of a table")
 
@@ -381,7 +407,6 @@ def option_problem(name: str, value: Any, default: Any, annotation: str) -> str 
         return None
     if not math.isfinite(value):
         return f"must be a finite number, got {value!r}"
-    from mnas.cli import NUMBER_TYPES
 
     checker = NUMBER_TYPES.get(name)
     if checker is not None:

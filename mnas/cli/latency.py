@@ -94,7 +94,7 @@ def register(sub) -> None:
     pv.set_defaults(func=cmd_validate)
 
     pi = lsub.add_parser("import-ofa", help="convert a Once-for-All YAML lookup table into an mnas table")
-    pi.add_argument("yaml", help="OFA *_lookup_table.yaml")
+    pi.add_argument("yaml", help="OFA *_lookup_table.yaml, or a folder of them (one per resolution: keys get @rRES)")
     pi.add_argument("--device", required=True, help="name of the new table")
     pi.add_argument("--out", default=None, help="table file (default latency_tables/DEVICE.csv)")
     add_json_flag(pi)

@@ -89,7 +89,7 @@ class Data:
 def prepare_data(recipe: Recipe, net: Network, progress: bool = False) -> tuple[Data, Network]:
     """The training and validation datasets of ``recipe`` and the network as it will be trained
     (resolution, input channels, small-input strides)."""
-    from mnas.accuracy.train import adapt_small_input
+    from mnas.arch import adapt_small_input
     from mnas.data import folder as F
 
     if recipe.dataset in ("imagenet-folder", "folder"):

@@ -5,14 +5,17 @@ drives a local study (``study.ask()``/``study.tell()``, RDB storage, resume,
 plots) and a Ray Tune run (``OptunaSearch(sampler=...)``). Each owns its seeded
 random state: the same seed and the same told values give the same trials.
 
-=============  ==============================================================
-``rl``         MnasNet's controller: a recurrent policy trained with PPO
-``evolution``  regularised (aging) evolution, Real et al. 2019
-``tpe``        Optuna's Tree-structured Parzen Estimator
-``nsga2``      Optuna's NSGA-II (made for multi-objective runs)
-``random``     uniform random sampling
-``bo``         Bayesian optimisation: a Gaussian process on one-hot encodings, expected improvement
-=============  ==============================================================
+=================  ==============================================================
+``rl``             MnasNet's controller: a recurrent policy trained with PPO
+``evolution``      regularised (aging) evolution, Real et al. 2019
+``tpe``            Optuna's Tree-structured Parzen Estimator
+``nsga2``          Optuna's NSGA-II (made for multi-objective runs)
+``random``         uniform random sampling
+``bo``             model-based: a Gaussian process on the one-hot encoding, expected
+                   improvement over latency-feasible candidates
+``ofa-evolution``  Once-for-All's evolutionary search (its tutorial's settings), every
+                   sample within the latency target
+=================  ==============================================================
 
 To add a strategy, write a module with a factory
 ``make(space, *, seed, multi_objective, **options) -> BaseSampler`` and add one
