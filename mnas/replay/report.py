@@ -151,7 +151,9 @@ def plot_replay(points, refs, out_png: str | Path, title: str = "replay", evalua
             ax.scatter([r["latency_ms"]], [pub], marker=_REF_MARK.get(r["name"], "o"), s=90, facecolors="none",
                        edgecolors="k", zorder=3)
             ax.plot([r["latency_ms"]] * 2, [r["top1"], pub], ":", c="k", lw=0.7, zorder=2)
-        ax.annotate(name, (r["latency_ms"], r["top1"]), textcoords="offset points", xytext=(5, 4), fontsize=8)
+        at_right = r["latency_ms"] > min(allx) + 0.8 * span_x  # near the right edge: label to the left
+        ax.annotate(name, (r["latency_ms"], r["top1"]), textcoords="offset points", xytext=(-6 if at_right else 5, 4),
+                    ha="right" if at_right else "left", fontsize=8)
     if "published_top1" in refs and refs["published_top1"].notna().any():
         ax.scatter([], [], marker="o", s=60, facecolors="none", edgecolors="k", label="hollow: published top-1")
     ax.margins(x=0.1, y=0.08)
