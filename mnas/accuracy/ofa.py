@@ -28,8 +28,10 @@ that never moved from their initialisation during OFA's training: they are score
 from __future__ import annotations
 
 import base64
+import itertools
 import json
 import math
+import operator
 import time
 from pathlib import Path
 from typing import Any, Mapping, Sequence
@@ -364,7 +366,9 @@ _EMAP[list(EXPANDS)] = range(3)
 def _encode_samples(samples: Sequence[Mapping[str, Any]]) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """(kernel indices N × 20, expansion indices N × 20, resolutions N, depths N × 5) of ``ofa`` samples."""
     names = _NAMES
-    v = np.array([[s[n] for n in names] for s in samples], dtype=np.int64).reshape(len(samples), len(names))
+    get = operator.itemgetter(*names)  # one C call per sample, not 46 Python lookups
+    v = np.fromiter(itertools.chain.from_iterable(map(get, samples)), dtype=np.int64,
+                    count=len(samples) * len(names)).reshape(len(samples), len(names))
     res = v[:, 0]
     per_stage = v[:, 1:].reshape(len(samples), N_STAGES, 1 + 2 * MAX_DEPTH)
     depth = per_stage[:, :, 0]
