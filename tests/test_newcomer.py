@@ -120,10 +120,11 @@ def test_the_default_reward_on_anb_uses_the_latency_budget(capsys, tmp_path):
 @pytest.mark.slow
 def test_netadapt_smoke_budget_learns_the_task(tmp_path):
     """`--budget smoke` on digits pretrains long enough to leave chance accuracy (10 %) behind."""
+    from mnas import zoo
     from mnas.netadapt import NetAdaptConfig, run_netadapt
     from mnas.run import get_budget
 
     steps = get_budget("smoke").netadapt
-    cfg = NetAdaptConfig(arch="mobilenet_v3_small", device="pixel1", target_ms=15.5, dataset="digits", **steps)
+    cfg = NetAdaptConfig(arch=str(zoo.get("mobilenet_v3_small")), device="pixel1", target_ms=15.5, dataset="digits", **steps)
     summary = run_netadapt(cfg, tmp_path / "na", progress=False, stop_after=0)
     assert summary["seed_top1"] > 50, summary

@@ -343,17 +343,11 @@ def evaluator_option_spec(kind: str) -> dict[str, tuple[Any, str]]:
 
 def strategy_option_spec(name: str) -> dict[str, tuple[Any, str]]:
     """The options strategy ``name`` takes: name -> (default, annotation text)."""
-    import importlib
-
-    from mnas.errors import MnasError
-    from mnas.search.strategies import STRATEGIES
-
-    if name not in STRATEGIES:
-        raise MnasError(f"unknown strategy {name!r} (choose one of {', '.join(STRATEGIES)})")
-    module, _, func = STRATEGIES[name].partition(":")
     import inspect
 
-    factory = getattr(importlib.import_module(module), func)
+    from mnas.search.strategies import _loader  # the registry's own lookup (raises on an unknown name)
+
+    factory = _loader(name)
     keyword_only = {k for k, p in inspect.signature(factory).parameters.items() if p.kind is p.KEYWORD_ONLY}
     return {k: v for k, v in _signature_spec(factory).items()
             if k in keyword_only and k not in ("space", "seed", "multi_objective")}

@@ -114,7 +114,7 @@ def validate(device: str, samples: int = 50, space: str | None = None, engine: s
     calls = runner.network_calls(nets, num_classes, progress) if len(done) < rounds else []  # built once
     for r in range(len(done), rounds):
         df[f"round{r}_ms"] = runner.time_calls(calls, rounds=1, progress=progress)[0]
-        df.to_csv(csv_path, index=False)  # after every round: a rerun resumes
+        _write_csv(df, csv_path)  # after every round: a rerun resumes
     rcols = [f"round{r}_ms" for r in range(rounds)]
     measured = (df[rcols].min(axis=1) if runner.stat == "min" else df[rcols].median(axis=1)).to_numpy()
     df["measured_ms"] = measured
@@ -124,7 +124,7 @@ def validate(device: str, samples: int = 50, space: str | None = None, engine: s
     # accuracy from drift of the machine between calibration and validation)
     ta, tb = np.polyfit(op_sum, measured, 1)
     df["table_refit_ms"] = ta * op_sum + tb
-    df.to_csv(csv_path, index=False)
+    _write_csv(df, csv_path)
 
     res = {
         "device": pred.device, "engine": runner.describe(), "space": sp.name, "samples": samples, "seed": seed,
@@ -140,9 +140,19 @@ def validate(device: str, samples: int = 50, space: str | None = None, engine: s
         "ground_truth_retest": retest(df[rcols].to_numpy()),
         "csv": str(csv_path), "plot": str(out / "scatter.png"),
     }
-    (out / "summary.json").write_text(json.dumps(res, indent=2) + "\n")
+    from mnas.io import atomic_write_text
+
+    atomic_write_text(out / "summary.json", json.dumps(res, indent=2) + "\n")
     scatter_plot(df, res, out / "scatter.png")
     return res
+
+
+def _write_csv(df, path: Path) -> None:
+    """The table through a temporary name: a kill or a full disk never leaves half a CSV."""
+    from mnas.io import atomic_output
+
+    with atomic_output(path) as tmp:
+        df.to_csv(tmp, index=False)
 
 
 def scatter_plot(df, res: dict, path: Path) -> None:
@@ -168,9 +178,9 @@ def scatter_plot(df, res: dict, path: Path) -> None:
                      fontsize=10)
         ax.legend(loc="upper left", fontsize=8)
     fig.suptitle(f"{res['device']} ({res['engine']}, {res['space']}, {res['samples']} networks)", fontsize=11)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    from mnas.plots import save_figure
+
+    save_figure(fig, path)  # atomic: a kill leaves the old image or the new one
 
 
 def render_report(res: dict) -> str:

@@ -210,8 +210,16 @@ class NetAdapt:
     def _append_rows(self, rows: list[dict]) -> None:
         import pandas as pd
 
+        from mnas.io import atomic_output
+
         df = pd.DataFrame(rows, columns=list(COLUMNS))
-        df.to_csv(self.table_path, mode="a", header=not self.table_path.is_file(), index=False)
+        # the whole table rewritten through a temporary name (it is small): an append cut short by a
+        # kill or a full disk would leave a half row that the next resume could not read
+        old = self.table_path.read_text() if self.table_path.is_file() else ""
+        with atomic_output(self.table_path) as tmp:
+            with open(tmp, "w", newline="") as f:
+                f.write(old)
+                df.to_csv(f, header=not old, index=False)
 
     def _save_state(self, state: dict | None, path: Path) -> None:
         if state is None:
