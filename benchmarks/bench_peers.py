@@ -164,6 +164,13 @@ def run_nevergrad(name, seed, budget, box: BlackBox) -> None:
         opt.tell(x, -box(list(x.value)))
 
 
+def markdown_table(rows: list[dict]) -> list[str]:
+    """Rows (dicts with the same keys) as the lines of a Markdown table, columns in key order."""
+    cols = list(rows[0])
+    return (["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+            + ["| " + " | ".join(str(r[c]) for c in cols) + " |" for r in rows])
+
+
 def proposal_cost(comp, target: float, sizes: list[int], strategies: list[str], reps: int, out: Path) -> None:
     """CPU ms per proposal of each strategy (screened) given ``n`` finished trials, beside each other."""
     import warnings
@@ -211,9 +218,7 @@ def proposal_cost(comp, target: float, sizes: list[int], strategies: list[str], 
              f"{reps} proposals each after 2 warm-up ones; machine load average {load0:.1f} at the start, "
              f"{os.getloadavg()[0]:.1f} at the end (2 cores shared). `tpe` is mnas's TPE on its default window "
              "(`;_window=500`: the newest 500 trials, as `mnas search` runs it), `mnas:tpe` the same sampler on all n.", ""]
-    cols = list(rows[0])
-    lines += ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
-    lines += ["| " + " | ".join(str(r[c]) for c in cols) + " |" for r in rows]
+    lines += markdown_table(rows)
     out.write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 
@@ -356,9 +361,7 @@ def main() -> int:
              f"Milestone: random search's median best feasible top-1 after {args.milestone_samples:,} uniform samples "
              f"({args.random_seeds} seeds) = **{milestone:.2f} %**. best@N: median over seeds (worst seed in brackets). "
              "A sample is one accuracy evaluation (proposals rejected by the latency screen are not samples).", ""]
-    cols = list(rows[0])
-    lines += ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
-    lines += ["| " + " | ".join(str(r[c]) for c in cols) + " |" for r in rows]
+    lines += markdown_table(rows)
     lines.append("")
     if skipped:
         lines += ["Skipped (package absent): " + "; ".join(skipped) + ".", ""]
